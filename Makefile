@@ -1,0 +1,41 @@
+# The commands a user needs; each creates or reuses the local virtual environment .venv.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export DO_NOT_TRACK ?= 1
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
+export PREFECT_HOME ?= $(CURDIR)/var/prefect
+
+.PHONY: venv demo test bench-ingest bench-train bench-skill clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 (or run make PYTHON=/path/to/python3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned: the CPU wheel lies on disk; anything else pulls a multi-GB CUDA build
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m flows.demo
+
+test: $(STAMP)
+	$(BIN)/python -m tests.run_tests
+
+bench-ingest: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_ingest
+
+bench-train: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_train
+
+bench-skill: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_skill
+
+clean:
+	rm -rf var/ .pytest_cache

@@ -1,0 +1,74 @@
+"""Settings from ``ENSO_*`` environment variables (documented in the README).
+
+One :class:`Settings` object is read at the edge (CLI, flow) and passed down;
+library functions take plain arguments so tests never need the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+IndexFormat = Literal["cpc-monthly", "mcnoldy", "cpc-oni", "psl"]
+SstSource = Literal["cobe", "ersst"]
+
+DEFAULT_COBE_BASE_URL = "https://ds.data.jma.go.jp/tcc/tcc/products/elnino/cobesst/gpvdata"
+DEFAULT_INDEX_URL = "https://www.cpc.ncep.noaa.gov/data/indices/ersst5.nino.mth.91-20.ascii"
+DEFAULT_ERSST_BASE_URL = "https://www.ncei.noaa.gov/pub/data/cmb/ersst/v5/netcdf"
+
+
+class Settings(BaseSettings):
+    """Every knob of the system; each field is read from ``ENSO_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="ENSO_", extra="ignore")
+
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the store; default: SQLite file var/enso.sqlite in the working directory.",
+    )
+    cobe_base_url: str = DEFAULT_COBE_BASE_URL
+    index_url: str = DEFAULT_INDEX_URL
+    index_format: IndexFormat = "cpc-monthly"
+    ersst_base_url: str = DEFAULT_ERSST_BASE_URL
+    ersst_file_template: str = Field(
+        default="ersst.v5.{year:04d}{month:02d}.nc",
+        description="File name of one ERSST month below ENSO_ERSST_BASE_URL (v6: change here).",
+    )
+    http_timeout: float = Field(default=60.0, description="Seconds for connect and for each read.")
+    http_retries: int = Field(default=4, description="Retries after the first try, with exponential backoff.")
+    http_backoff: float = Field(default=1.0, description="First backoff in seconds (doubles each retry).")
+    sst_source: SstSource = "cobe"
+    data_dir: Path = Field(default=Path("var"), description="Working files: downloads, models, reports.")
+    anomaly_base_start: int = 1991
+    anomaly_base_end: int = 2020
+
+    # Reports and email
+    report_dir: Path = Path("var/reports")
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = Field(default="", repr=False)
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_timeout: float = 30.0
+    report_from: str = "enso-forecast@localhost"
+    report_to: list[str] = Field(default_factory=list)
+
+    def resolved_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite default under ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        path = (self.data_dir / "enso.sqlite").resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+
+    @property
+    def download_dir(self) -> Path:
+        return self.data_dir / "downloads"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (for tests and flows)."""
+    return Settings(**overrides)  # type: ignore[arg-type]
