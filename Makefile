@@ -26,7 +26,8 @@ demo: $(STAMP)
 	$(BIN)/python -m flows.demo
 
 test: $(STAMP)
-	$(BIN)/python -m tests.run_tests
+	@command -v chromium >/dev/null || echo "note: the browser test needs Chromium: apt-get install chromium"
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench-ingest: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_ingest

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from db.engine import StoreUnavailable, make_engine, normalise_url, redacted
+from enso.config import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -49,6 +50,14 @@ def head_revision() -> str:
     head = script.get_current_head()
     assert head is not None
     return head
+
+
+def open_store(settings: Settings, *, check: bool = True) -> Engine:
+    """The engine for ``ENSO_DATABASE_URL``; with ``check``, insists the schema is current."""
+    engine = make_engine(settings.resolved_database_url())
+    if check:
+        check_current(engine)
+    return engine
 
 
 def check_current(engine: Engine) -> None:

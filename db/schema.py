@@ -132,3 +132,139 @@ class IngestLog(Base):
     url: Mapped[str | None] = mapped_column(Text)
     sha256: Mapped[str | None] = mapped_column(String(64))
     run_id: Mapped[str | None] = mapped_column(String(64))
+
+
+# --- Models, forecasts, verification, reports (the layers above the data foundation) ----------
+
+MODEL_STATUSES = ("candidate", "champion", "retired")
+FORECAST_KINDS = ("operational", "hindcast")
+
+
+class Model(Base):
+    """The model registry: one row per trained model, with its weights and everything to reproduce it."""
+
+    __tablename__ = "model"
+    __table_args__ = (CheckConstraint("status IN ('candidate', 'champion', 'retired')", name="status_values"),)
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    preset: Mapped[str] = mapped_column(String(32), nullable=False)
+    config: Mapped[dict] = mapped_column(JSON, nullable=False)
+    sst_source: Mapped[str] = mapped_column(String(16), nullable=False)
+    train_start: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    train_end: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    valid_end: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    base_period: Mapped[str] = mapped_column(String(16), nullable=False)
+    normalisation: Mapped[dict] = mapped_column(JSON, nullable=False)
+    metrics: Mapped[dict] = mapped_column(JSON, nullable=False)
+    data_fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    weights: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="candidate")
+    device: Mapped[str] = mapped_column(String(32), nullable=False, default="cpu")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    promoted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class Forecast(Base):
+    """One row per (model, kind, init month, target month): the Niño 3.4 forecast users query in SQL."""
+
+    __tablename__ = "forecast"
+    __table_args__ = (
+        UniqueConstraint("model_version", "kind", "init_month", "target_month",
+                         name="uq_forecast_model_kind_init_target"),
+        CheckConstraint("kind IN ('operational', 'hindcast')", name="kind_values"),
+        CheckConstraint("lead_months BETWEEN 1 AND 24", name="lead_range"),
+        CheckConstraint("abs(p_la_nina + p_neutral + p_el_nino - 1.0) < 1e-6", name="probabilities_sum_to_one"),
+        CheckConstraint("phase IN ('la_nina', 'neutral', 'el_nino')", name="phase_values"),
+        Index("ix_forecast_init_month", "init_month"),
+        Index("ix_forecast_target_month", "target_month"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_version: Mapped[str] = mapped_column(ForeignKey("model.version"), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    init_month: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    target_month: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    lead_months: Mapped[int] = mapped_column(Integer, nullable=False)
+    nino34: Mapped[float] = mapped_column(Float, nullable=False)
+    nino34_anomaly: Mapped[float] = mapped_column(Float, nullable=False)
+    p_la_nina: Mapped[float] = mapped_column(Float, nullable=False)
+    p_neutral: Mapped[float] = mapped_column(Float, nullable=False)
+    p_el_nino: Mapped[float] = mapped_column(Float, nullable=False)
+    phase: Mapped[str] = mapped_column(String(8), nullable=False)
+    base_period: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class ForecastGrid(Base):
+    """The predicted lead-1 SST anomaly grid of a forecast (for the report's map)."""
+
+    __tablename__ = "forecast_grid"
+    __table_args__ = (UniqueConstraint("model_version", "kind", "init_month", name="uq_forecast_grid_model_kind_init"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_version: Mapped[str] = mapped_column(ForeignKey("model.version"), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    init_month: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    target_month: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    nlat: Mapped[int] = mapped_column(Integer, nullable=False)
+    nlon: Mapped[int] = mapped_column(Integer, nullable=False)
+    lat: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    lon: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    values_zstd: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class VerificationScore(Base):
+    """A score of a model or baseline over a period, by lead (and target calendar month; 0 = all)."""
+
+    __tablename__ = "verification_score"
+    __table_args__ = (
+        UniqueConstraint("forecaster", "kind", "period_start", "period_end", "lead_months", "target_calendar_month",
+                         "metric", name="uq_verification_score_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    forecaster: Mapped[str] = mapped_column(String(64), nullable=False)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    period_start: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    period_end: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    lead_months: Mapped[int] = mapped_column(Integer, nullable=False)
+    target_calendar_month: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    metric: Mapped[str] = mapped_column(String(32), nullable=False)
+    value: Mapped[float | None] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(Integer, nullable=False)
+    computed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class Report(Base):
+    """One rendered monthly report per init month (the newest rendering replaces older ones)."""
+
+    __tablename__ = "report"
+
+    init_month: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text, nullable=False)
+    html: Mapped[str] = mapped_column(Text, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class EmailDelivery(Base):
+    """Each attempt to email a month's report; 'sent' once per init month unless forced."""
+
+    __tablename__ = "email_delivery"
+    __table_args__ = (CheckConstraint("status IN ('sent', 'failed')", name="status_values"),
+                      Index("ix_email_delivery_init_month", "init_month"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    init_month: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    recipients: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(8), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    message: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    message_id: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)

@@ -110,3 +110,24 @@ def last_complete_month(now: dt.datetime | None = None) -> Month:
     """The newest month that has fully ended at ``now`` (UTC)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     return Month.from_date(now) - 1  # type: ignore[return-value]
+
+
+def to_period(month: "Month | str | object") -> "object":
+    """A monthly ``pandas.Period`` from a Month, a Period or a ``YYYY-MM`` string.
+
+    Cubes (:func:`enso.grids.stack`) and index series are keyed by Periods; this is
+    the one bridge from :class:`Month` to them.
+    """
+    import pandas as pd
+
+    return pd.Period(str(month), freq="M")
+
+
+def to_periods(months: "object") -> "object":
+    """A monthly ``pandas.PeriodIndex`` from an iterable of Months, Periods or ``YYYY-MM`` strings."""
+    import pandas as pd
+
+    values = months.array if isinstance(months, pd.Series) else months
+    if isinstance(values, (pd.PeriodIndex, pd.arrays.PeriodArray)):
+        return pd.PeriodIndex(values, freq="M")
+    return pd.PeriodIndex([pd.Period(str(m), freq="M") for m in values])  # type: ignore[union-attr]

@@ -39,7 +39,7 @@ def phase_of(value: float | None, threshold: float = PHASE_THRESHOLD) -> str | N
 def phases_of(values: pd.Series | np.ndarray, threshold: float = PHASE_THRESHOLD) -> pd.Series:
     """Vectorised :func:`phase_of` (None where missing)."""
     s = pd.Series(values)
-    return s.map(lambda v: phase_of(v, threshold)).astype(object)
+    return pd.Series([phase_of(v, threshold) for v in s], index=s.index, dtype=object)
 
 
 def phase_index(phase: str) -> int:

@@ -15,23 +15,11 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from sqlalchemy import Engine
-
+from db.migrate import open_store
 from enso.config import Settings, load_settings
 from enso.months import Month
 
 EX_TEMPFAIL = 75
-
-
-def open_store(settings: Settings, *, check: bool = True) -> Engine:
-    """The engine for ``ENSO_DATABASE_URL``; with ``check``, insists the schema is current."""
-    from db.engine import make_engine
-    from db.migrate import check_current
-
-    engine = make_engine(settings.resolved_database_url())
-    if check:
-        check_current(engine)
-    return engine
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:

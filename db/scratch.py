@@ -1,4 +1,4 @@
-"""Finding PostgreSQL for the test session, and a database of its own.
+"""Scratch PostgreSQL databases for tests and benchmarks: find a server, make a database, drop it.
 
 Order: ``ENSO_TEST_DATABASE_URL`` (a server URL; its database is only used to
 connect), else a server on 127.0.0.1:5432 (user ``postgres``, trust auth), else a

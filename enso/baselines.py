@@ -1,0 +1,383 @@
+"""Reference forecasts anyone could make without the model: the bar every model score stands beside.
+
+Each baseline is fitted on a stated training period only (``fit``) and then
+forecasts leads 1..12 for given init months (``predict``) as a forecast frame
+(:func:`enso.verify.forecast_frame`: ``init_month``, ``lead``, ``target_month``,
+``anomaly``, ``p_la_nina``, ``p_neutral``, ``p_el_nino``).
+
+* :class:`Climatology` - anomaly 0; phase probabilities = observed phase
+  frequencies of the target calendar month over the fitting period.
+* :class:`Persistence` - the init month's anomaly, held for every lead.
+* :class:`DampedPersistence` - the init month's anomaly times r(lead), a lag
+  regression slope fitted per init calendar month where there are enough pairs,
+  else pooled over all months.
+* :class:`LinearEOFModel` - ridge regression per lead on the leading EOFs of
+  tropical Pacific SST anomalies and the current Niño 3.4 anomaly
+  (``verification.md``).
+
+Phase probabilities of deterministic baselines are either ``"one_hot"`` (the
+forecast anomaly thresholded at ±0.5) or ``"gaussian"``: a normal distribution
+centred on the forecast anomaly with the baseline's error spread for that lead
+on its fitting period (the validation period for the EOF model), integrated
+beyond ±0.5. Either way the probabilities refer to the monthly anomaly, while
+the observed phase comes from the ONI.
+
+Training pairs never reach past the period they are fitted on: an (init,
+target) pair counts only if both months lie in it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.special import ndtr
+
+from enso.grids import crop
+from enso.months import to_period, to_periods
+from enso.nino34 import PHASE_THRESHOLD, PHASES, phase_index, phases_of
+from enso.verify import forecast_frame, phase_climatology
+
+#: Leads every baseline forecasts (months after the init month).
+LEADS: tuple[int, ...] = tuple(range(1, 13))
+
+PhaseProbabilities = Literal["one_hot", "gaussian"]
+
+
+def threshold_phase_probabilities(anomaly: np.ndarray) -> np.ndarray:
+    """One-hot phase probabilities (..., 3) of anomalies thresholded at ±0.5; NaN where missing."""
+    values = np.asarray(anomaly, dtype=np.float64)
+    out = np.zeros(values.shape + (len(PHASES),))
+    flat = out.reshape(-1, len(PHASES))
+    for row, phase in enumerate(phases_of(values.ravel())):
+        if phase is None:
+            flat[row] = np.nan
+        else:
+            flat[row, phase_index(phase)] = 1.0
+    return out
+
+
+def gaussian_phase_probabilities(anomaly: np.ndarray, sd: np.ndarray | float,
+                                 threshold: float = PHASE_THRESHOLD) -> np.ndarray:
+    """Phase probabilities (..., 3) of N(anomaly, sd²) falling below -threshold, between, above +threshold."""
+    mean = np.asarray(anomaly, dtype=np.float64)
+    spread = np.broadcast_to(np.asarray(sd, dtype=np.float64), mean.shape)
+    if (spread <= 0).any():
+        raise ValueError("the spread of gaussian phase probabilities must be positive")
+    p_la_nina = ndtr((-threshold - mean) / spread)
+    p_el_nino = 1.0 - ndtr((threshold - mean) / spread)
+    return np.stack([p_la_nina, 1.0 - p_la_nina - p_el_nino, p_el_nino], axis=-1)
+
+
+def _values_at(series: pd.Series, months: pd.PeriodIndex, what: str) -> np.ndarray:
+    """Values of a monthly series at the given months; a clear error naming the first missing month."""
+    values = series.reindex(months).to_numpy(dtype=np.float64)
+    missing = ~np.isfinite(values)
+    if missing.any():
+        raise ValueError(f"{what} is missing for {months[np.flatnonzero(missing)[0]]}")
+    return values
+
+
+def _lagged_pairs(series: pd.Series, lead: int, first: object | None, last: object) -> pd.DataFrame:
+    """Pairs (init value, value ``lead`` months later) with both months in first..last, both finite.
+
+    Returns columns ``init`` and ``target`` indexed by the init month.
+    """
+    full = series.reindex(pd.period_range(series.index.min(), series.index.max(), freq="M"))
+    pairs = pd.DataFrame({"init": full, "target": full.shift(-lead)})
+    lo = to_period(first) if first is not None else None
+    pairs = pairs.loc[lo:to_period(last) - lead].dropna()  # type: ignore[operator]
+    return pairs
+
+
+def _spread(errors: np.ndarray, lead: int, period: str) -> float:
+    """Root mean square of forecast errors, refusing an empty or degenerate sample."""
+    if errors.size < 2 or not np.any(errors):
+        raise ValueError(f"too few training pairs at lead {lead} in {period} to estimate an error spread")
+    return float(np.sqrt(np.mean(errors ** 2)))
+
+
+def _probabilities(anomaly: np.ndarray, kind: PhaseProbabilities, spread: np.ndarray | None) -> np.ndarray:
+    if kind == "one_hot":
+        return threshold_phase_probabilities(anomaly)
+    if kind == "gaussian":
+        return gaussian_phase_probabilities(anomaly, spread)  # type: ignore[arg-type]
+    raise ValueError(f"unknown phase probabilities {kind!r}: use 'one_hot' or 'gaussian'")
+
+
+@dataclass
+class Climatology:
+    """Anomaly 0 for every lead; phase probabilities = observed phase frequencies of the target calendar month."""
+
+    leads: tuple[int, ...] = LEADS
+    frequencies: pd.DataFrame | None = field(default=None, init=False)
+
+    def fit(self, observed_phase: pd.Series, train_start: object, train_end: object) -> "Climatology":
+        """Phase frequencies per calendar month over train_start..train_end (e.g. the base period)."""
+        self.frequencies = phase_climatology(observed_phase, train_start, train_end)
+        return self
+
+    def predict(self, init_months: Iterable[object]) -> pd.DataFrame:
+        if self.frequencies is None:
+            raise RuntimeError("Climatology.predict before fit")
+        inits = to_periods(init_months)
+        targets = np.array([[(i + k).month for k in self.leads] for i in inits], dtype=np.int64).reshape(-1)
+        probs = self.frequencies.loc[targets, list(PHASES)].to_numpy()
+        return forecast_frame(inits, self.leads, np.zeros((inits.size, len(self.leads))),
+                              probs.reshape(inits.size, len(self.leads), len(PHASES)))
+
+
+@dataclass
+class Persistence:
+    """The init month's Niño 3.4 anomaly held for every lead.
+
+    ``fit`` records the root-mean-square persistence error per lead on the
+    training period (``error_sd``), which ``"gaussian"`` phase probabilities use.
+    """
+
+    probabilities: PhaseProbabilities = "one_hot"
+    leads: tuple[int, ...] = LEADS
+    error_sd: dict[int, float] = field(default_factory=dict, init=False)
+
+    def fit(self, nino34_anomaly: pd.Series, train_start: object | None, train_end: object) -> "Persistence":
+        period = f"{train_start or 'start'}..{train_end}"
+        self.error_sd = {}
+        for lead in self.leads:
+            pairs = _lagged_pairs(nino34_anomaly, lead, train_start, train_end)
+            self.error_sd[lead] = _spread((pairs["init"] - pairs["target"]).to_numpy(), lead, period)
+        return self
+
+    def predict(self, nino34_anomaly: pd.Series, init_months: Iterable[object]) -> pd.DataFrame:
+        if not self.error_sd:
+            raise RuntimeError("Persistence.predict before fit")
+        inits = to_periods(init_months)
+        start = _values_at(nino34_anomaly, inits, "Niño 3.4 anomaly at the init month")
+        anomaly = np.repeat(start[:, None], len(self.leads), axis=1)
+        spread = np.array([self.error_sd[k] for k in self.leads])
+        return forecast_frame(inits, self.leads, anomaly, _probabilities(anomaly, self.probabilities, spread))
+
+
+@dataclass
+class DampedPersistence:
+    """The init month's anomaly times r(lead): the least-squares slope (no intercept) of
+    anomaly(init + lead) on anomaly(init) over the training period.
+
+    With ``per_init_month`` the slope is fitted separately for each init calendar
+    month that has at least ``min_pairs`` training pairs, otherwise (and for
+    months with fewer pairs) one slope pooled over all init months is used.
+    ``damping`` holds the slopes used (rows lead, columns init calendar month
+    1..12) and ``error_sd`` the training RMS error per lead (for ``"gaussian"``).
+    """
+
+    per_init_month: bool = False
+    min_pairs: int = 30
+    probabilities: PhaseProbabilities = "one_hot"
+    leads: tuple[int, ...] = LEADS
+    damping: pd.DataFrame | None = field(default=None, init=False)
+    error_sd: dict[int, float] = field(default_factory=dict, init=False)
+
+    def fit(self, nino34_anomaly: pd.Series, train_start: object | None, train_end: object) -> "DampedPersistence":
+        period = f"{train_start or 'start'}..{train_end}"
+        rows = {}
+        self.error_sd = {}
+        for lead in self.leads:
+            pairs = _lagged_pairs(nino34_anomaly, lead, train_start, train_end)
+            x, y = pairs["init"].to_numpy(), pairs["target"].to_numpy()
+            if x.size < 2 or not np.any(x):
+                raise ValueError(f"too few training pairs at lead {lead} in {period} to fit damped persistence")
+            slopes = np.full(12, float(x @ y / (x @ x)))
+            if self.per_init_month:
+                months = pairs.index.month.to_numpy()
+                for m in range(1, 13):
+                    sel = months == m
+                    if sel.sum() >= self.min_pairs and np.any(x[sel]):
+                        slopes[m - 1] = x[sel] @ y[sel] / (x[sel] @ x[sel])
+            rows[lead] = slopes
+            self.error_sd[lead] = _spread(slopes[pairs.index.month.to_numpy() - 1] * x - y, lead, period)
+        self.damping = pd.DataFrame.from_dict(rows, orient="index", columns=range(1, 13))
+        self.damping.index.name, self.damping.columns.name = "lead", "init_calendar_month"
+        return self
+
+    def predict(self, nino34_anomaly: pd.Series, init_months: Iterable[object]) -> pd.DataFrame:
+        if self.damping is None:
+            raise RuntimeError("DampedPersistence.predict before fit")
+        inits = to_periods(init_months)
+        start = _values_at(nino34_anomaly, inits, "Niño 3.4 anomaly at the init month")
+        factors = self.damping.loc[list(self.leads)].to_numpy()[:, inits.month.to_numpy() - 1].T
+        anomaly = start[:, None] * factors
+        spread = np.array([self.error_sd[k] for k in self.leads])
+        return forecast_frame(inits, self.leads, anomaly, _probabilities(anomaly, self.probabilities, spread))
+
+
+@dataclass
+class _EOFBasis:
+    """Leading EOFs of area-weighted SST anomalies on the ocean cells of a region."""
+
+    cells: np.ndarray  # boolean mask over the flattened (lat, lon) region
+    weights: np.ndarray  # sqrt(cos(lat)) per kept cell
+    mean: np.ndarray  # fit-period mean per kept cell
+    patterns: np.ndarray  # (n_eofs, n_cells)
+
+    @classmethod
+    def fit(cls, region: xr.DataArray, n_eofs: int) -> "_EOFBasis":
+        values = region.values.reshape(region.sizes["month"], -1).astype(np.float64)
+        cells = np.isfinite(values).all(axis=0)
+        if cells.sum() < n_eofs or values.shape[0] < n_eofs:
+            raise ValueError(f"too few ocean cells ({cells.sum()}) or months ({values.shape[0]}) "
+                             f"for {n_eofs} EOFs")
+        weights = np.sqrt(np.cos(np.deg2rad(np.broadcast_to(region.lat.values[:, None], region.shape[1:]))))
+        weights = weights.reshape(-1)[cells]
+        x = values[:, cells] * weights
+        mean = x.mean(axis=0)
+        _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+        return cls(cells=cells, weights=weights, mean=mean, patterns=vt[:n_eofs])
+
+    def project(self, region: xr.DataArray) -> pd.DataFrame:
+        """Principal components per month (NaN for a month missing any EOF cell)."""
+        values = region.values.reshape(region.sizes["month"], -1).astype(np.float64)[:, self.cells]
+        pcs = (values * self.weights - self.mean) @ self.patterns.T
+        return pd.DataFrame(pcs, index=to_periods(region.month.values))
+
+
+@dataclass
+class _Ridge:
+    """Ridge regression on standardised features with an unpenalised intercept."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    @staticmethod
+    def path(x: np.ndarray, y: np.ndarray, alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Coefficients for every alpha at once (via one SVD): (mean, scale, coefs (n_alpha, p), y mean)."""
+        mean, scale = x.mean(axis=0), x.std(axis=0)
+        scale[scale == 0] = 1.0
+        u, s, vt = np.linalg.svd((x - mean) / scale, full_matrices=False)
+        uty = u.T @ (y - y.mean())
+        coefs = np.stack([vt.T @ (s / (s ** 2 + a) * uty) for a in alphas])
+        return mean, scale, coefs, np.full(len(alphas), y.mean())
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, alpha: float) -> "_Ridge":
+        mean, scale, coefs, intercepts = cls.path(x, y, np.array([alpha]))
+        return cls(mean=mean, scale=scale, coef=coefs[0], intercept=float(intercepts[0]))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.scale) @ self.coef + self.intercept
+
+
+@dataclass
+class LinearEOFModel:
+    """Ridge regression per lead on EOFs of tropical Pacific SST anomalies (``verification.md``).
+
+    Predictors at init month t: the principal components of the ``n_eofs``
+    leading EOFs (area-weighted by sqrt(cos lat), ocean cells of the region) in
+    months t, t-1, ..., t-(n_lags-1), plus the Niño 3.4 anomaly at t and that
+    anomaly times sin and cos of the init calendar month (the seasonal modulation
+    of persistence). Features are standardised; the intercept is not penalised.
+
+    ``fit`` picks alpha per lead from ``alphas`` by the MSE on the validation
+    inits (after ``train_end`` up to ``valid_end``) of a fit on the training
+    inits (up to ``train_end``) with EOFs of the training months only; then EOFs
+    and regressions are refitted on all months up to ``valid_end``. The RMSE of
+    the first fit on the validation inits (``validation_rmse``) is the spread of
+    ``"gaussian"`` phase probabilities.
+    """
+
+    n_eofs: int = 12
+    n_lags: int = 3
+    lat_range: tuple[float, float] = (-20.0, 20.0)
+    lon_range: tuple[float, float] = (120.0, 290.0)
+    alphas: tuple[float, ...] = tuple(np.logspace(-2, 5, 29))
+    probabilities: PhaseProbabilities = "gaussian"
+    leads: tuple[int, ...] = LEADS
+    alpha: dict[int, float] = field(default_factory=dict, init=False)
+    validation_rmse: dict[int, float] = field(default_factory=dict, init=False)
+    _basis: _EOFBasis | None = field(default=None, init=False, repr=False)
+    _ridges: dict[int, _Ridge] = field(default_factory=dict, init=False, repr=False)
+
+    def _region(self, sst_anomaly_cube: xr.DataArray) -> xr.DataArray:
+        region = crop(sst_anomaly_cube, self.lat_range, self.lon_range)
+        if region.sizes["lat"] == 0 or region.sizes["lon"] == 0:
+            raise ValueError(f"the SST cube has no cells in lat {self.lat_range}, lon {self.lon_range}")
+        return region
+
+    def _features(self, pcs: pd.DataFrame, nino34_anomaly: pd.Series, inits: pd.PeriodIndex) -> np.ndarray:
+        """(n_init, n_features); rows with any missing input are NaN."""
+        lagged = [pcs.reindex(inits - lag).to_numpy() for lag in range(self.n_lags)]
+        nino = nino34_anomaly.reindex(inits).to_numpy(dtype=np.float64)
+        phase = 2.0 * np.pi * (inits.month.to_numpy() - 1) / 12.0
+        return np.column_stack(lagged + [nino, nino * np.sin(phase), nino * np.cos(phase)])
+
+    def _samples(self, pcs: pd.DataFrame, nino34_anomaly: pd.Series, lead: int,
+                 first: pd.Period | None, last: pd.Period) -> tuple[np.ndarray, np.ndarray]:
+        """Training samples with init after ``first`` (exclusive) and target up to ``last``."""
+        inits = pcs.index[(pcs.index <= last - lead) & ((pcs.index > first) if first is not None else True)]
+        x = self._features(pcs, nino34_anomaly, inits)
+        y = nino34_anomaly.reindex(inits + lead).to_numpy(dtype=np.float64)
+        keep = np.isfinite(x).all(axis=1) & np.isfinite(y)
+        return x[keep], y[keep]
+
+    def fit(self, sst_anomaly_cube: xr.DataArray, nino34_anomaly: pd.Series,
+            train_end: object, valid_end: object) -> "LinearEOFModel":
+        """Fit on months up to ``train_end``, choose alpha on inits up to ``valid_end``, refit on both.
+
+        ``sst_anomaly_cube`` has dims (month, lat, lon) (see :mod:`enso.grids`);
+        ``nino34_anomaly`` is indexed by a monthly ``PeriodIndex``. Data after
+        ``valid_end`` is ignored.
+        """
+        train_end, valid_end = to_period(train_end), to_period(valid_end)
+        if valid_end <= train_end:
+            raise ValueError(f"validation end {valid_end} must come after training end {train_end}")
+        region = self._region(sst_anomaly_cube)
+        months = to_periods(region.month.values)
+        alphas = np.asarray(self.alphas, dtype=np.float64)
+
+        basis = _EOFBasis.fit(region.isel(month=np.flatnonzero(months <= train_end)), self.n_eofs)
+        pcs = basis.project(region)
+        for lead in self.leads:
+            x, y = self._samples(pcs, nino34_anomaly, lead, None, train_end)
+            xv, yv = self._samples(pcs, nino34_anomaly, lead, train_end, valid_end)
+            if len(y) <= x.shape[1] or len(yv) < 2:
+                raise ValueError(f"lead {lead}: {len(y)} training and {len(yv)} validation samples "
+                                 f"up to {train_end} / {valid_end} are too few")
+            mean, scale, coefs, intercepts = _Ridge.path(x, y, alphas)
+            errors = ((xv - mean) / scale) @ coefs.T + intercepts - yv[:, None]
+            mse = np.mean(errors ** 2, axis=0)
+            best = int(np.argmin(mse))
+            self.alpha[lead] = float(alphas[best])
+            self.validation_rmse[lead] = float(np.sqrt(mse[best]))
+
+        self._basis = _EOFBasis.fit(region.isel(month=np.flatnonzero(months <= valid_end)), self.n_eofs)
+        pcs = self._basis.project(region)
+        self._ridges = {
+            lead: _Ridge.fit(*self._samples(pcs, nino34_anomaly, lead, None, valid_end), self.alpha[lead])
+            for lead in self.leads
+        }
+        return self
+
+    def predict(self, sst_anomaly_cube: xr.DataArray, nino34_anomaly: pd.Series,
+                init_months: Iterable[object]) -> pd.DataFrame:
+        """Forecast frame for the init months; every input month must be present."""
+        if self._basis is None:
+            raise RuntimeError("LinearEOFModel.predict before fit")
+        inits = to_periods(init_months)
+        region = self._region(sst_anomaly_cube)
+        needed = pd.PeriodIndex(sorted({i - lag for i in inits for lag in range(self.n_lags)}), freq="M")
+        present = to_periods(region.month.values)
+        absent = needed.difference(present)
+        if len(absent):
+            raise ValueError(f"SST anomaly grid missing for {absent[0]} (needed by init months {inits[0]}..{inits[-1]})")
+        pcs = self._basis.project(region.isel(month=present.get_indexer(needed)))
+        bad = pcs.index[~np.isfinite(pcs.to_numpy()).all(axis=1)]
+        if len(bad):
+            raise ValueError(f"SST anomaly grid of {bad[0]} lacks values at ocean cells the EOFs use")
+        _values_at(nino34_anomaly, inits, "Niño 3.4 anomaly at the init month")
+        x = self._features(pcs, nino34_anomaly, inits)
+        anomaly = np.column_stack([self._ridges[lead].predict(x) for lead in self.leads])
+        spread = np.array([self.validation_rmse[k] for k in self.leads])
+        return forecast_frame(inits, self.leads, anomaly, _probabilities(anomaly, self.probabilities, spread))

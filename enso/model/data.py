@@ -1,0 +1,461 @@
+"""From an SST cube and a Niño 3.4 index table to model samples.
+
+Conventions, defined here once for the model package:
+
+* **Init month** ``t`` is the last month of the input window; the window holds
+  the ``n_timesteps`` months ``t - n_timesteps + 1 .. t``. **Lead** ``L`` targets
+  month ``t + L`` (``FORECAST_LEADS`` = 1..12).
+* Cube and index table are put on one gap-free monthly axis (:class:`ModelData`);
+  samples address it by row, so a month is never located by position in a list.
+* Statistics that shape the inputs (normalisation, land mask, damping factors)
+  are fitted on the training period only and stored with the model.
+* The residual design removes a **trailing climatology**: for month ``m``, the
+  mean of the same calendar month over the ``detrend_years`` years ending at
+  ``m`` (data up to the init month only). Window months are the latest
+  occurrences of their calendar months, so each is compared with the trailing
+  mean ending at itself; the target of lead ``L`` is compared with the trailing
+  mean ending at the latest occurrence of its calendar month at or before the
+  init month, row ``t - ((-L) mod 12)``, and the forecast adds that mean back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+from torch import Tensor
+
+from enso import grids
+from enso.model.presets import FORECAST_LEADS, GridSpec, KeydanaDesign, Preset, ResidualDesign
+from enso.months import Month
+from enso.nino34 import PHASES
+
+INDEX_COLUMNS = ("nino34", "anomaly", "oni", "phase")
+N_LEADS = len(FORECAST_LEADS)
+
+
+def prepare_grid(cube: xr.DataArray, grid: GridSpec) -> xr.DataArray:
+    """The cube cut to the model grid: crop, then area-weighted coarsening if the preset asks."""
+    if tuple(cube.dims) != ("month", "lat", "lon"):
+        raise ValueError(f"SST cube must have dims (month, lat, lon), got {cube.dims}")
+    out = grids.crop(cube, grid.lat_range, grid.lon_range)
+    if grid.resolution_deg is not None:
+        out = grids.coarsen(out, grid.resolution_deg)
+    if out.sizes["lat"] == 0 or out.sizes["lon"] == 0:
+        raise ValueError(f"the model grid {grid} holds no cell of the SST cube "
+                         f"(lat {float(cube.lat.min())}..{float(cube.lat.max())})")
+    return out
+
+
+def _months_of(values: object) -> list[Month]:
+    return [Month.of(p.year, p.month) for p in pd.PeriodIndex(values, freq="M")]
+
+
+@dataclass
+class ModelData:
+    """The SST cube on the model grid and the index table, on one gap-free monthly axis (rows)."""
+
+    first_month: Month
+    lat: np.ndarray
+    lon: np.ndarray
+    #: (rows, lat, lon) float32 °C, NaN on land and in months without a grid.
+    sst: np.ndarray
+    has_grid: np.ndarray
+    nino34: np.ndarray
+    #: The table's anomaly, ONI and phase (PHASES index, -1 where unknown).
+    anomaly: np.ndarray
+    oni: np.ndarray
+    phase: np.ndarray
+    #: The table's climatology of each row's month (nino34 - anomaly), NaN where unknown.
+    table_climatology: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.has_grid.size)
+
+    @property
+    def last_month(self) -> Month:
+        return self.first_month + (self.n_rows - 1)
+
+    @property
+    def calendar(self) -> np.ndarray:
+        """Calendar month (0..11) of each row."""
+        return (self.first_month.ordinal + np.arange(self.n_rows)) % 12
+
+    def row(self, month: Month) -> int:
+        """Row of a month (may lie outside 0..n_rows-1)."""
+        return month.months_since(self.first_month)
+
+    def month(self, row: int) -> Month:
+        return self.first_month + int(row)
+
+    def climatology_of(self, months: list[Month]) -> np.ndarray:
+        """Base-period Niño 3.4 climatology (°C) of each month, as the index table states it.
+
+        Where the table has the month, its own ``nino34 - anomaly``; elsewhere (a
+        forecast beyond the table) the latest stated value for that calendar
+        month. Works for fixed bases (CPC) and for bases that move every few
+        years (McNoldy's table).
+        """
+        known = np.isfinite(self.table_climatology)
+        latest = {}
+        for row in np.flatnonzero(known):
+            latest[int(self.calendar[row])] = float(self.table_climatology[row])
+        out = np.empty(len(months))
+        for i, month in enumerate(months):
+            row = self.row(month)
+            if 0 <= row < self.n_rows and known[row]:
+                out[i] = self.table_climatology[row]
+            elif month.month - 1 in latest:
+                out[i] = latest[month.month - 1]
+            else:
+                raise ValueError(f"the index table states no climatology for calendar month {month.month} "
+                                 f"(needed for {month}): it lacks nino34 and anomaly for every such month")
+        return out
+
+    def fingerprint(self) -> str:
+        """sha256 of every array the model reads (grid, SST, index columns) and the axis start."""
+        digest = hashlib.sha256(str(self.first_month).encode())
+        for array in (self.lat, self.lon, self.sst, self.has_grid, self.nino34, self.anomaly, self.oni, self.phase):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
+
+def prepare_data(cube: xr.DataArray, index: pd.DataFrame, grid: GridSpec, *,
+                 first: Month | None = None, last: Month | None = None) -> ModelData:
+    """Cut the cube to the model grid and put it and the index table on one monthly axis.
+
+    ``first``/``last`` bound the axis (inclusive); data outside is ignored, so a
+    model trained with ``last = valid_end`` never sees the test period.
+    """
+    missing = [c for c in INDEX_COLUMNS if c not in index.columns]
+    if missing:
+        raise ValueError(f"Niño 3.4 index table lacks columns {missing} (needs {list(INDEX_COLUMNS)})")
+    cube_months = _months_of(cube.month.values)
+    index_months = _months_of(index.index)
+    if len(set(cube_months)) != len(cube_months):
+        raise ValueError("SST cube has a month more than once")
+    if len(set(index_months)) != len(index_months):
+        raise ValueError("Niño 3.4 index table has a month more than once")
+    all_months = cube_months + index_months
+    start = max(min(all_months), first) if first else min(all_months)
+    end = min(max(all_months), last) if last else max(all_months)
+    if end < start:
+        raise ValueError(f"no month of the SST cube or index table lies in {first}..{last}")
+    n_rows = end.months_since(start) + 1
+
+    keep = [i for i, m in enumerate(cube_months) if start <= m <= end]
+    field = prepare_grid(cube.isel(month=keep), grid)
+    sst = np.full((n_rows, field.sizes["lat"], field.sizes["lon"]), np.nan, dtype=np.float32)
+    rows = np.array([cube_months[i].months_since(start) for i in keep], dtype=np.int64)
+    sst[rows] = field.values.astype(np.float32)
+    has_grid = np.zeros(n_rows, dtype=bool)
+    has_grid[rows] = ~np.isnan(sst[rows]).all(axis=(1, 2))
+
+    axis = pd.period_range(str(start), str(end), freq="M")
+    table = index.copy()
+    table.index = pd.PeriodIndex(table.index, freq="M")
+    table = table.reindex(axis)
+    nino34 = table["nino34"].to_numpy(np.float64)
+    anomaly = table["anomaly"].to_numpy(np.float64)
+    phase = np.array([PHASES.index(p) if p in PHASES else -1 for p in table["phase"]], dtype=np.int64)
+    return ModelData(
+        first_month=start, lat=field.lat.values.astype(np.float64), lon=field.lon.values.astype(np.float64),
+        sst=sst, has_grid=has_grid, nino34=nino34, anomaly=anomaly,
+        oni=table["oni"].to_numpy(np.float64), phase=phase, table_climatology=nino34 - anomaly,
+    )
+
+
+def trailing_climatology(values: np.ndarray, years: int, min_years: int) -> np.ndarray:
+    """Mean of each row and the same calendar month in the ``years - 1`` years before it.
+
+    ``values`` has a gap-free monthly first axis (NaN = missing). Missing values
+    are skipped; where fewer than ``min_years`` values remain the result is NaN.
+    """
+    out = np.full(values.shape, np.nan, dtype=np.float64)
+    for phase in range(min(12, values.shape[0])):
+        series = values[phase::12].astype(np.float64)
+        valid = ~np.isnan(series)
+        zero = np.zeros((1,) + series.shape[1:])
+        total = np.concatenate([zero, np.cumsum(np.where(valid, series, 0.0), axis=0)])
+        count = np.concatenate([zero, np.cumsum(valid, axis=0)])
+        end = np.arange(1, series.shape[0] + 1)
+        start = np.maximum(end - years, 0)
+        n = count[end] - count[start]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[phase::12] = np.where(n >= min_years, (total[end] - total[start]) / n, np.nan)
+    return out
+
+
+def target_offset_rows(init_rows: np.ndarray) -> np.ndarray:
+    """(n, 12) rows whose trailing climatology a lead's target is compared with: ``t - ((-L) mod 12)``."""
+    leads = np.asarray(FORECAST_LEADS)
+    return init_rows[:, None] - np.mod(-leads, 12)[None, :]
+
+
+@dataclass
+class Samples:
+    """Forecast cases on a :class:`ModelData` axis, targets in model units (NaN / -1 where unknown).
+
+    ``nino34 = target_scale * value + target_offset`` turns a model-unit value of
+    lead L (target or forecast) into Niño 3.4 °C.
+    """
+
+    init_rows: np.ndarray  # (n,)
+    init_calendar: np.ndarray  # (n,) calendar month 0..11 of the init month
+    window: np.ndarray  # (n, n_timesteps) rows of the input months, oldest first
+    target: np.ndarray  # (n, 12) float32
+    phase: np.ndarray  # (n, 12) int64, PHASES index of the target month's phase
+    target_scale: float
+    target_offset: np.ndarray  # (n, 12) float64
+    persistence: np.ndarray  # (n,) float32: the init month's value in model units
+    grid_target: np.ndarray  # (n,) row of the lead-1 target grid, -1 when unknown
+
+    def __len__(self) -> int:
+        return int(self.init_rows.size)
+
+    def subset(self, keep: np.ndarray) -> "Samples":
+        """The cases selected by a boolean mask or index array."""
+        return replace(self, **{f: getattr(self, f)[keep] for f in _PER_SAMPLE})
+
+    def until(self, last_row: int) -> "Samples":
+        """The same cases with every target after ``last_row`` made unknown (no peeking past a period)."""
+        beyond = (self.init_rows[:, None] + np.asarray(FORECAST_LEADS)[None, :]) > last_row
+        return replace(self, target=np.where(beyond, np.nan, self.target).astype(np.float32),
+                       phase=np.where(beyond, -1, self.phase),
+                       grid_target=np.where(self.grid_target > last_row, -1, self.grid_target))
+
+    def trainable(self, design: KeydanaDesign | ResidualDesign) -> "Samples":
+        """The cases that carry a training target: lead 1 and its grid (Keydana), any lead (residual)."""
+        if isinstance(design, KeydanaDesign):
+            keep = np.isfinite(self.target[:, 0]) & (self.grid_target >= 0)
+        else:
+            keep = np.isfinite(self.target).any(axis=1)
+        return self.subset(keep)
+
+
+_PER_SAMPLE = ("init_rows", "init_calendar", "window", "target", "phase", "target_offset",
+               "persistence", "grid_target")
+
+
+@contextmanager
+def _all_nan_cells_allowed() -> Iterator[None]:
+    """Land cells are NaN in every month: their means are NaN by design, not worth a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        yield
+
+
+def fit_statistics(preset: Preset, data: ModelData, train_end: Month) -> dict[str, np.ndarray]:
+    """Statistics from the training months (rows up to ``train_end``) only.
+
+    Always: the model grid (``lat``, ``lon``) and its ``land`` mask (cells
+    without SST in every training month). Keydana: the global ``sst_mean`` /
+    ``sst_std`` over ocean cells and months, ``nino34_mean`` / ``nino34_std``,
+    and the monthly ``sst_climatology`` (12, lat, lon) that turns a forecast
+    grid into an anomaly map. The residual design's ``damping`` is fitted by
+    :func:`fit_damping` once the training samples exist.
+    """
+    train_rows = np.flatnonzero(data.has_grid[: data.row(train_end) + 1])
+    if train_rows.size == 0:
+        raise ValueError(f"no SST grid on or before the end of training {train_end}")
+    sst = data.sst[train_rows]
+    stats: dict[str, np.ndarray] = {"lat": data.lat, "lon": data.lon, "land": np.isnan(sst).all(axis=0)}
+    if isinstance(preset.design, KeydanaDesign):
+        calendar = data.calendar[train_rows]
+        with _all_nan_cells_allowed():
+            climatology = np.stack([np.nanmean(sst[calendar == c], axis=0) for c in range(12)])
+        nino34 = data.nino34[train_rows]
+        stats.update(
+            sst_mean=np.asarray(np.nanmean(sst), dtype=np.float64),
+            sst_std=np.asarray(np.nanstd(sst), dtype=np.float64),
+            nino34_mean=np.asarray(np.nanmean(nino34), dtype=np.float64),
+            nino34_std=np.asarray(np.nanstd(nino34), dtype=np.float64),
+            sst_climatology=climatology.astype(np.float32),
+        )
+    return stats
+
+
+def fit_damping(train: Samples) -> np.ndarray:
+    """Damped-persistence factors r (12 init calendar months x 12 leads) from the residual design's training samples.
+
+    Lag-L regression of the detrended anomaly through the origin:
+    r = sum(a0 * aL) / sum(a0^2) per init calendar month and lead; 0 where a
+    calendar month has no training case.
+    """
+    damping = np.zeros((12, N_LEADS))
+    for c in range(12):
+        sel = train.init_calendar == c
+        a0 = train.persistence[sel].astype(np.float64)[:, None]
+        target = train.target[sel].astype(np.float64)
+        known = np.isfinite(target)
+        num = np.where(known, a0 * np.nan_to_num(target), 0.0).sum(axis=0)
+        den = np.where(known, a0**2, 0.0).sum(axis=0)
+        damping[c] = np.divide(num, den, out=np.zeros(N_LEADS), where=den > 0)
+    return damping
+
+
+def encode_field(preset: Preset, data: ModelData, stats: dict[str, np.ndarray]) -> np.ndarray:
+    """The network's input field per row (float32, 0 on land and in months without a grid).
+
+    Keydana: SST normalised by the training mean and sd. Residual: SST minus
+    its trailing climatology (see the module docstring).
+    """
+    design = preset.design
+    if isinstance(design, KeydanaDesign):
+        field = (data.sst - stats["sst_mean"]) / stats["sst_std"]
+    else:
+        field = data.sst - trailing_climatology(data.sst, design.detrend_years, design.detrend_min_years)
+    return np.nan_to_num(field, nan=0.0).astype(np.float32)
+
+
+def build_samples(preset: Preset, data: ModelData, stats: dict[str, np.ndarray],
+                  init_months: list[Month] | None = None) -> Samples:
+    """Forecast cases with inputs ending at each init month and targets at init + lead.
+
+    With ``init_months=None``: every usable init month of the axis (months that
+    lack inputs, such as the first ``n_timesteps - 1``, are skipped). With a
+    list: exactly those, and a ValueError names the first missing input.
+    """
+    rules = _InputRules(preset, data, stats)
+    if init_months is None:
+        rows = np.arange(preset.n_timesteps - 1, data.n_rows)
+        rows = rows[rules.usable(rows)]
+    else:
+        rows = np.array([data.row(m) for m in init_months], dtype=np.int64)
+        usable = rules.usable(rows)
+        if not usable.all():
+            raise ValueError(rules.problem(int(rows[np.flatnonzero(~usable)[0]])))
+
+    target_rows = rows[:, None] + np.asarray(FORECAST_LEADS)[None, :]
+    inside = target_rows < data.n_rows
+    clipped = np.where(inside, target_rows, 0)
+    # Keydana's offset is one constant; the residual's offset rows are >= 0 for usable rows.
+    offset = rules.index_offset[np.clip(target_offset_rows(rows), 0, data.n_rows - 1)]
+    target = np.where(inside, (data.nino34[clipped] - offset) / rules.scale, np.nan)
+    lead1 = rows + 1
+    grid_ok = (lead1 < data.n_rows) & data.has_grid[np.minimum(lead1, data.n_rows - 1)]
+    return Samples(
+        init_rows=rows,
+        init_calendar=data.calendar[rows],
+        window=rows[:, None] + np.arange(1 - preset.n_timesteps, 1)[None, :],
+        target=target.astype(np.float32),
+        phase=np.where(inside, data.phase[clipped], -1),
+        target_scale=rules.scale,
+        target_offset=offset,
+        persistence=((data.nino34[rows] - rules.index_offset[rows]) / rules.scale).astype(np.float32),
+        grid_target=np.where(grid_ok, lead1, -1),
+    )
+
+
+class _InputRules:
+    """What an init month needs, per design, and the message when it lacks it.
+
+    Keydana: the window's grids. Residual: also enough SST history for each
+    window month's trailing climatology, the init month's Niño 3.4 value, and
+    the trailing Niño 3.4 climatology of every target's offset row.
+    ``index_offset`` and ``scale`` map Niño 3.4 °C to model units per row.
+    """
+
+    def __init__(self, preset: Preset, data: ModelData, stats: dict[str, np.ndarray]) -> None:
+        self.preset, self.data = preset, data
+        design = preset.design
+        if isinstance(design, KeydanaDesign):
+            self.scale = float(stats["nino34_std"])
+            self.index_offset = np.full(data.n_rows, float(stats["nino34_mean"]))
+            self.history_ok = np.ones(data.n_rows, dtype=bool)
+        else:
+            self.scale = 1.0
+            self.index_offset = trailing_climatology(data.nino34, design.detrend_years, design.detrend_min_years)
+            grids_held = np.where(data.has_grid, 1.0, np.nan)
+            self.history_ok = np.isfinite(
+                trailing_climatology(grids_held, design.detrend_years, design.detrend_min_years))
+
+    def usable(self, rows: np.ndarray) -> np.ndarray:
+        """Which init rows have every input."""
+        n = self.data.n_rows
+        window = rows[:, None] + np.arange(1 - self.preset.n_timesteps, 1)[None, :]
+        w = np.clip(window, 0, n - 1)
+        ok = ((window >= 0) & (window < n) & self.data.has_grid[w] & self.history_ok[w]).all(axis=1)
+        if isinstance(self.preset.design, ResidualDesign):
+            offsets = target_offset_rows(rows)
+            ok &= (offsets >= 0).all(axis=1) & (rows < n)
+            r = np.clip(rows, 0, n - 1)
+            ok &= np.isfinite(self.data.nino34[r])
+            ok &= np.isfinite(self.index_offset[np.clip(offsets, 0, n - 1)]).all(axis=1)
+        return ok
+
+    def problem(self, row: int) -> str:
+        """Why the init month at ``row`` cannot be forecast, naming the month that is missing."""
+        data, steps, design = self.data, self.preset.n_timesteps, self.preset.design
+        init = data.month(row)
+        for r in range(row - steps + 1, row + 1):
+            month = data.month(r)
+            if not (0 <= r < data.n_rows) or not data.has_grid[r]:
+                return (f"no SST grid for {month}, needed by the input window {init - (steps - 1)}..{init} "
+                        f"of init month {init}")
+            if not self.history_ok[r]:
+                return (f"init month {init}: the trailing SST climatology of {month} needs grids of at least "
+                        f"{design.detrend_min_years} of the {design.detrend_years} years up to {month} "  # type: ignore[union-attr]
+                        f"(preset {self.preset.name}); the data start at {data.first_month}")
+        if not np.isfinite(data.nino34[row]):
+            return f"init month {init}: the Niño 3.4 index table has no value for {init}"
+        return (f"init month {init}: the trailing Niño 3.4 climatology needs index values of at least "
+                f"{design.detrend_min_years} of the {design.detrend_years} years up to {init} "  # type: ignore[union-attr]
+                f"(preset {self.preset.name})")
+
+
+class SampleTensors:
+    """A set of samples and the input field as tensors on one device, built once.
+
+    Batches are index look-ups: ``inputs(idx)`` gathers the input windows of
+    the cases ``idx`` into (B, T, C, H, W). Residual inputs carry four channels
+    per month (detrended SST anomaly, land mask, sin and cos of the calendar
+    month); Keydana inputs one (normalised SST).
+    """
+
+    def __init__(self, preset: Preset, field: np.ndarray, stats: dict[str, np.ndarray], data: ModelData,
+                 samples: Samples, device: torch.device) -> None:
+        self.preset = preset
+        self.device = device
+        self.samples = samples
+        self.field = torch.as_tensor(field, device=device)
+        self.land = torch.as_tensor(stats["land"], device=device)
+        angle = 2.0 * np.pi * data.calendar / 12.0
+        self.calendar_sin = torch.as_tensor(np.sin(angle), dtype=torch.float32, device=device)
+        self.calendar_cos = torch.as_tensor(np.cos(angle), dtype=torch.float32, device=device)
+        self.window = torch.as_tensor(samples.window, device=device)
+        self.target = torch.as_tensor(samples.target, device=device)
+        self.phase = torch.as_tensor(samples.phase, device=device)
+        self.persistence = torch.as_tensor(samples.persistence, device=device)
+        self.init_calendar = torch.as_tensor(samples.init_calendar, device=device)
+        self.grid_target = torch.as_tensor(samples.grid_target, device=device)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def residual(self) -> bool:
+        return isinstance(self.preset.design, ResidualDesign)
+
+    def inputs(self, idx: Tensor, noise_sd: float = 0.0, generator: torch.Generator | None = None) -> Tensor:
+        """Input windows of the cases ``idx``: (B, T, C, H, W); optional Gaussian noise on ocean cells."""
+        rows = self.window[idx]
+        x = self.field[rows]
+        if noise_sd:
+            noise = torch.randn(x.shape, generator=generator, device=self.device, dtype=x.dtype)
+            x = x + noise_sd * noise * (~self.land)
+        if not self.residual:
+            return x[:, :, None]
+        shape = x.shape
+        land = self.land.to(x.dtype).expand(shape)
+        sin = self.calendar_sin[rows][:, :, None, None].expand(shape)
+        cos = self.calendar_cos[rows][:, :, None, None].expand(shape)
+        return torch.stack([x, land, sin, cos], dim=2)

@@ -1,0 +1,114 @@
+"""A trained model: preset, weights of every ensemble member, statistics, provenance; bytes for the store."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from enso.model.presets import KeydanaDesign, Preset
+from enso.model.networks import AnomalyResidualNet, KeydanaNet
+
+#: Version of the byte layout written by :meth:`TrainedModel.to_bytes`.
+FORMAT_VERSION = 1
+#: Input channels of the residual design: SST anomaly, land mask, sin and cos of the calendar month.
+RESIDUAL_INPUT_CHANNELS = 4
+
+
+def build_network(preset: Preset, statistics: dict[str, np.ndarray]) -> nn.Module:
+    """An untrained network of the preset for the grid in ``statistics`` (damping set if fitted)."""
+    grid_shape = tuple(statistics["land"].shape)
+    design = preset.design
+    if isinstance(design, KeydanaDesign):
+        return KeydanaNet(grid_shape, preset.hidden_channels, preset.kernel_sizes)  # type: ignore[arg-type]
+    if preset.circular_lon:
+        lon = np.asarray(statistics["lon"])
+        spacing = float(lon[1] - lon[0]) if lon.size > 1 else 360.0
+        if abs(spacing * lon.size - 360.0) > 1e-3 * spacing:
+            raise ValueError(f"preset {preset.name} wraps around in longitude, but its grid covers "
+                             f"{lon.size} x {spacing}° (not the whole globe)")
+    net = AnomalyResidualNet(
+        RESIDUAL_INPUT_CHANNELS, preset.hidden_channels, preset.kernel_sizes,
+        n_leads=12, head_channels=design.head_channels, pool_size=design.pool_size,
+        dropout=design.dropout, circular_lon=preset.circular_lon, forget_bias=preset.forget_bias,
+    )
+    if "damping" in statistics:
+        net.damping.copy_(torch.as_tensor(statistics["damping"], dtype=torch.float32))
+    return net
+
+
+@dataclass
+class TrainedModel:
+    """Everything needed to forecast with, and to account for, a trained model.
+
+    * ``preset``: the full recipe (stored as JSON in the registry).
+    * ``member_states``: one state dict per ensemble member (CPU tensors).
+    * ``statistics``: arrays fitted on the training period (grid, land mask,
+      normalisation, damping factors) and, for the residual design, the
+      per-lead ONI error sd calibrated on the validation period.
+    * ``data_window``: first input month, train/validation init months and ends,
+      sample counts (``YYYY-MM`` strings and ints).
+    * ``validation``: per-lead ``acc`` / ``rmse`` / ``n`` of the Niño 3.4 anomaly
+      on the validation period, lists indexed like ``lead``.
+    * ``data_fingerprint``: sha256 of the arrays trained on (see ``ModelData.fingerprint``).
+    * ``history``: per member, per epoch ``{"epoch", "train_loss", "valid_loss"}``.
+    """
+
+    preset: Preset
+    member_states: list[dict[str, torch.Tensor]]
+    statistics: dict[str, np.ndarray]
+    data_window: dict[str, Any]
+    validation: dict[str, Any]
+    data_fingerprint: str
+    seed: int
+    history: list[list[dict[str, float]]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.preset.name
+
+    def networks(self, device: torch.device | str = "cpu") -> list[nn.Module]:
+        """The ensemble members, loaded and in evaluation mode."""
+        nets = []
+        for state in self.member_states:
+            net = build_network(self.preset, self.statistics)
+            net.load_state_dict(state)
+            nets.append(net.to(device).eval())
+        return nets
+
+    def to_bytes(self) -> bytes:
+        """Serialise (``torch.save`` into memory; tensors and plain types only, loadable with weights_only)."""
+        buffer = io.BytesIO()
+        torch.save({
+            "format": FORMAT_VERSION,
+            "preset": self.preset.to_dict(),
+            "member_states": [{k: v.detach().cpu() for k, v in s.items()} for s in self.member_states],
+            "statistics": {k: torch.from_numpy(np.array(v)) for k, v in self.statistics.items()},
+            "data_window": self.data_window,
+            "validation": self.validation,
+            "data_fingerprint": self.data_fingerprint,
+            "seed": self.seed,
+            "history": self.history,
+        }, buffer)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "TrainedModel":
+        """Inverse of :meth:`to_bytes`."""
+        content = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        if content.get("format") != FORMAT_VERSION:
+            raise ValueError(f"model bytes have format {content.get('format')!r}; this code reads {FORMAT_VERSION}")
+        return cls(
+            preset=Preset.from_dict(content["preset"]),
+            member_states=content["member_states"],
+            statistics={k: v.numpy() for k, v in content["statistics"].items()},
+            data_window=content["data_window"],
+            validation=content["validation"],
+            data_fingerprint=content["data_fingerprint"],
+            seed=content["seed"],
+            history=content["history"],
+        )

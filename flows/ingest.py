@@ -1,0 +1,79 @@
+"""Prefect flows for the data foundation: ingest the newest month, backfill a range, report status.
+
+Each flow wraps the same library functions the ``enso`` command calls
+(:mod:`db.ingest`, :mod:`db.status`); tasks add retries and logging only.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+
+from db.ingest import BackfillSummary, IngestResult, backfill, ingest_index, ingest_newest, ingest_sst_month
+from db.status import store_status
+from enso.config import load_settings
+from enso.months import Month
+from db.migrate import open_store
+
+
+def _run_id() -> str | None:
+    rid = flow_run.get_id()
+    return str(rid) if rid else None
+
+
+@task(retries=2, retry_delay_seconds=30)
+def ingest_sst_task(source: str, month: str | None) -> list[IngestResult]:
+    settings = load_settings()
+    engine = open_store(settings)
+    if month:
+        return [ingest_sst_month(engine, settings, source, Month.parse(month), run_id=_run_id())]
+    return ingest_newest(engine, settings, source, run_id=_run_id())
+
+
+@task(retries=2, retry_delay_seconds=30)
+def ingest_index_task() -> IngestResult:
+    settings = load_settings()
+    return ingest_index(open_store(settings), settings, run_id=_run_id())
+
+
+@flow(name="ingest", log_prints=True)
+def ingest_flow(month: str | None = None, source: str = "cobe", index: bool = True) -> list[IngestResult]:
+    """The newest available SST month (or ``month``) plus the whole index file."""
+    results = ingest_sst_task(source, month)
+    if index:
+        results = [*results, ingest_index_task()]
+    logger = get_run_logger()
+    for r in results:
+        logger.info(str(r))
+    return results
+
+
+@flow(name="backfill", log_prints=True)
+def backfill_flow(start: str, end: str, source: str = "cobe", workers: int = 4, index: bool = True
+                  ) -> BackfillSummary:
+    """Every month of start..end (resumable: rerun after a failure to complete it)."""
+    settings = load_settings()
+    engine = open_store(settings)
+    summary = backfill(engine, settings, source, Month.parse(start), Month.parse(end), workers=workers,
+                       progress=False, run_id=_run_id())
+    if index:
+        print(ingest_index(engine, settings, run_id=_run_id()))
+    print(summary.report())
+    create_markdown_artifact(
+        key="backfill-summary",
+        markdown="```\n" + summary.report() + "\n```",
+        description=f"backfill {source} {start}..{end}",
+    )
+    if not summary.complete:
+        raise RuntimeError(f"backfill {source} {start}..{end} left months unstored:\n{summary.report()}")
+    return summary
+
+
+@flow(name="status")
+def status_flow() -> str:
+    """What the store holds (also published as a markdown artifact)."""
+    settings = load_settings()
+    text = store_status(open_store(settings)).render()
+    create_markdown_artifact(key="store-status", markdown="```\n" + text + "\n```")
+    return text

@@ -1,0 +1,232 @@
+"""The report's charts, drawn with matplotlib's Agg canvas and returned as PNG bytes.
+
+No pyplot (no global figure state, safe in worker threads). Figures are small
+(about 750 px wide at 100 dpi) so the self-contained HTML stays a few hundred kB.
+Text that comes from stored data (forecaster names) passes through
+:func:`_plain` so a ``$`` is never read as matplotlib mathtext.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from enso.grids import NINO34_LAT, NINO34_LON
+from enso.months import Month, to_period
+from reports.data import BASELINE_LABELS, CurrentState, ForecastTable, SstMap, Verification
+
+DPI = 100
+WIDTH_IN = 7.6
+PHASE_COLOURS = {"la_nina": "#2166ac", "neutral": "#8c8c8c", "el_nino": "#b2182b"}
+MODEL_COLOUR = "#e66101"
+FORECASTER_STYLES: dict[str, dict[str, object]] = {
+    "persistence": {"color": "#404040", "linestyle": "--"},
+    "damped_persistence": {"color": "#404040", "linestyle": ":"},
+    "climatology": {"color": "#a6761d", "linestyle": "-."},
+    "linear_eof": {"color": "#1b9e77", "linestyle": "-"},
+}
+MONTH_LETTERS = "JFMAMJJASOND"
+
+
+def _plain(text: str) -> str:
+    """Text shown literally by matplotlib (``$`` would start mathtext)."""
+    return text.replace("$", r"\$")
+
+
+def forecaster_label(name: str) -> str:
+    """Human label of a baseline forecaster (unknown names as given)."""
+    return BASELINE_LABELS.get(name, name)
+
+
+def _figure(height_in: float) -> Figure:
+    fig = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _timestamps(index: pd.PeriodIndex) -> pd.DatetimeIndex:
+    """Mid-month timestamps, so bars and points sit inside their month."""
+    return index.to_timestamp() + pd.Timedelta(days=14)
+
+
+def _phase_lines(ax: object, threshold: float) -> None:
+    ax.axhspan(-threshold, threshold, color="#f0f0f0", zorder=0)  # type: ignore[attr-defined]
+    for y, phase in ((threshold, "el_nino"), (-threshold, "la_nina")):
+        ax.axhline(y, color=PHASE_COLOURS[phase], linewidth=0.8, linestyle="--", zorder=1)  # type: ignore[attr-defined]
+    ax.axhline(0.0, color="#606060", linewidth=0.6, zorder=1)  # type: ignore[attr-defined]
+
+
+def anomaly_history_png(current: CurrentState, threshold: float) -> bytes:
+    """Monthly anomalies of the last months as bars coloured by the ±threshold band, with the ONI line."""
+    anomalies = current.recent_anomalies.dropna()
+    fig = _figure(2.6)
+    ax = fig.add_subplot()
+    _phase_lines(ax, threshold)
+    x = _timestamps(anomalies.index)
+    colours = [PHASE_COLOURS["el_nino"] if v >= threshold else PHASE_COLOURS["la_nina"] if v <= -threshold
+               else PHASE_COLOURS["neutral"] for v in anomalies.to_numpy()]
+    ax.bar(x, anomalies.to_numpy(), width=25, color=colours, label="monthly anomaly", zorder=2)
+    provisional = {to_period(m) for m in current.provisional_months}
+    for period, when, value in zip(anomalies.index, x, anomalies.to_numpy()):
+        if period in provisional:
+            ax.bar([when], [value], width=25, color="white", edgecolor="black", hatch="////", zorder=3,
+                   label="provisional (no ONI yet)")
+    if current.recent_oni is not None:
+        oni = current.recent_oni.dropna()
+        ax.plot(_timestamps(oni.index), oni.to_numpy(), color="black", linewidth=1.4, label="ONI", zorder=4)
+    ax.set_ylabel("Niño 3.4 anomaly (°C)")
+    ax.legend(loc="upper left", fontsize=8, frameon=False, ncols=3)
+    ax.margins(x=0.01)
+    limit = max(1.5, float(np.nanmax(np.abs(anomalies.to_numpy()))) + 0.3) if len(anomalies) else 1.5
+    ax.set_ylim(-limit, limit)
+    return _png(fig)
+
+
+def plume_png(forecast: ForecastTable, recent_anomalies: pd.Series, threshold: float,
+              baselines: pd.DataFrame | None = None, previous: ForecastTable | None = None,
+              history_months: int = 24) -> bytes:
+    """The forecast as a plume: recent observations, the model with its range, baselines, last month's forecast.
+
+    Forecast lines start at the init month's observed anomaly so they read as
+    continuations of the observed curve.
+    """
+    observed = recent_anomalies.dropna().iloc[-history_months:]
+    init = to_period(forecast.init_month)
+    start = float(observed.get(init, np.nan))
+    leads = forecast.leads
+    targets = pd.PeriodIndex(leads["target_month"], freq="M")
+    x = _timestamps(pd.PeriodIndex([init]).append(targets))
+
+    def joined(values: np.ndarray) -> np.ndarray:
+        return np.concatenate([[start], np.asarray(values, dtype=np.float64)])
+
+    fig = _figure(3.4)
+    ax = fig.add_subplot()
+    _phase_lines(ax, threshold)
+    ax.plot(_timestamps(observed.index), observed.to_numpy(), color="black", linewidth=1.6, marker="o",
+            markersize=2.5, label="observed", zorder=5)
+    if forecast.has_range:
+        ax.fill_between(x, joined(leads["anomaly_low"]), joined(leads["anomaly_high"]), color=MODEL_COLOUR,
+                        alpha=0.22, linewidth=0, label=f"model {_plain(forecast.uncertainty) or 'range'}", zorder=2)
+    if baselines is not None:
+        for name in baselines.columns:
+            style = FORECASTER_STYLES.get(str(name), {"color": "#7570b3", "linestyle": "-."})
+            values = baselines[name].reindex(leads["lead"]).to_numpy()
+            ax.plot(x, joined(values), linewidth=1.2, label=_plain(forecaster_label(str(name))), zorder=3, **style)
+    if previous is not None:
+        prev_x = _timestamps(pd.PeriodIndex(previous.leads["target_month"], freq="M"))
+        ax.plot(prev_x, previous.leads["nino34_anomaly"].to_numpy(), color="#7b3294", linewidth=1.0,
+                marker=".", markersize=4, alpha=0.8, label=f"last month's forecast ({previous.init_month})", zorder=3)
+    ax.plot(x, joined(leads["nino34_anomaly"]), color=MODEL_COLOUR, linewidth=2.4, marker="o", markersize=3.5,
+            label="model forecast", zorder=6)
+    ax.axvline(_timestamps(pd.PeriodIndex([init]))[0], color="#606060", linewidth=0.8)
+    ax.annotate(f"init {forecast.init_month}", xy=(_timestamps(pd.PeriodIndex([init]))[0], 1.0),
+                xycoords=("data", "axes fraction"), xytext=(3, -10), textcoords="offset points", fontsize=8,
+                color="#404040")
+    ax.set_ylabel("Niño 3.4 anomaly (°C)")
+    values = [observed.to_numpy(), leads["nino34_anomaly"].to_numpy()]
+    if forecast.has_range:
+        values += [leads["anomaly_low"].to_numpy(), leads["anomaly_high"].to_numpy()]
+    limit = max(1.5, float(np.nanmax(np.abs(np.concatenate(values)))) + 0.3)
+    ax.set_ylim(-limit, limit)
+    ax.margins(x=0.01)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=8, frameon=False, ncols=3)
+    return _png(fig)
+
+
+def map_colour_limit(*maps: SstMap | None) -> float:
+    """A symmetric colour limit (°C, a multiple of 0.5, 1..4) shared by the given maps."""
+    values = [np.abs(m.anomaly[np.isfinite(m.anomaly)]) for m in maps if m is not None]
+    largest = max((float(v.max()) for v in values if v.size), default=1.0)
+    return float(np.clip(np.ceil(largest * 2.0) / 2.0, 1.0, 4.0))
+
+
+def sst_map_png(sst_map: SstMap, limit: float) -> bytes:
+    """An SST anomaly map (land grey) with the Niño 3.4 box outlined."""
+    lat, lon = np.asarray(sst_map.lat, dtype=np.float64), np.asarray(sst_map.lon, dtype=np.float64)
+    aspect = (lat.max() - lat.min()) / max(lon.max() - lon.min(), 1.0)
+    fig = _figure(float(np.clip(WIDTH_IN * aspect + 0.9, 2.2, 4.8)))
+    ax = fig.add_subplot()
+    ax.set_facecolor("#c8c8c8")
+    mesh = ax.pcolormesh(lon, lat, np.ma.masked_invalid(sst_map.anomaly), cmap="RdBu_r", vmin=-limit,
+                         vmax=limit, shading="nearest")
+    box_lon = NINO34_LON if lon.min() >= 0 else (NINO34_LON[0] - 360.0, NINO34_LON[1] - 360.0)
+    ax.add_patch(Rectangle((box_lon[0], NINO34_LAT[0]), box_lon[1] - box_lon[0], NINO34_LAT[1] - NINO34_LAT[0],
+                           fill=False, edgecolor="black", linewidth=1.6))
+    ax.annotate("Niño 3.4", xy=(box_lon[0], NINO34_LAT[1]), xytext=(0, 3), textcoords="offset points",
+                fontsize=8)
+    ax.set_aspect("equal")
+    ax.set_xlabel("longitude (°E)")
+    ax.set_ylabel("latitude (°N)")
+    fig.colorbar(mesh, ax=ax, label="SST anomaly (°C)", shrink=0.9, pad=0.01)
+    return _png(fig)
+
+
+def _all_months(verification: Verification, metric: str) -> pd.DataFrame:
+    """Scores of one metric over all target months: rows lead, one column per forecaster."""
+    rows = verification.scores.query("target_calendar_month == 0 and metric == @metric")
+    return rows.pivot_table(index="lead", columns="forecaster", values="value", aggfunc="first", dropna=False)
+
+
+def skill_by_lead_png(verification: Verification) -> bytes:
+    """ACC and RMSE by lead for the model and every baseline (two panels)."""
+    fig = _figure(3.0)
+    axes = fig.subplots(1, 2)
+    for ax, metric, title in ((axes[0], "acc", "Anomaly correlation (higher is better)"),
+                              (axes[1], "rmse", "RMSE, °C (lower is better)")):
+        table = _all_months(verification, metric)
+        for name in verification.baselines + [verification.model_forecaster]:
+            if name not in table.columns or table[name].isna().all():
+                continue
+            is_model = name == verification.model_forecaster
+            style = {"color": MODEL_COLOUR, "linestyle": "-", "linewidth": 2.4} if is_model else \
+                {"linewidth": 1.3, **FORECASTER_STYLES.get(name, {"color": "#7570b3", "linestyle": "-."})}
+            ax.plot(table.index, table[name].to_numpy(), marker="o", markersize=3,
+                    label="model" if is_model else _plain(forecaster_label(name)), **style)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("lead (months)")
+        ax.set_xticks(range(1, int(table.index.max()) + 1) if len(table.index) else [])
+        ax.grid(alpha=0.3)
+    axes[0].axhline(0.0, color="#606060", linewidth=0.6)
+    axes[1].set_ylim(bottom=0)
+    axes[0].legend(fontsize=7.5, frameon=False)
+    return _png(fig)
+
+
+def skill_heatmap_png(verification: Verification, metric: str = "acc") -> bytes:
+    """The model's score by target calendar month (rows) and lead (columns): shows the spring barrier."""
+    rows = verification.scores.query(
+        "forecaster == @verification.model_forecaster and metric == @metric and target_calendar_month > 0")
+    table = rows.pivot_table(index="target_calendar_month", columns="lead", values="value",
+                             aggfunc="first", dropna=False).reindex(range(1, 13))
+    fig = _figure(3.6)
+    ax = fig.add_subplot()
+    ax.set_facecolor("#d9d9d9")
+    image = ax.imshow(np.ma.masked_invalid(table.to_numpy(dtype=np.float64)), cmap="YlGnBu", vmin=0.0,
+                      vmax=1.0, aspect="auto", origin="lower")
+    for (i, j), value in np.ndenumerate(table.to_numpy(dtype=np.float64)):
+        if np.isfinite(value):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6.5,
+                    color="white" if value > 0.6 else "black")
+    ax.set_xticks(range(table.shape[1]), [str(c) for c in table.columns])
+    ax.set_yticks(range(12), [f"{MONTH_LETTERS[m - 1]}  ({m})" for m in range(1, 13)], fontsize=8)
+    ax.set_xlabel("lead (months)")
+    ax.set_ylabel("target calendar month")
+    fig.colorbar(image, ax=ax, label="ACC" if metric == "acc" else metric, pad=0.01)
+    return _png(fig)
+
+
+def month_label(month: Month) -> str:
+    """``Jan 2024`` style label of a month."""
+    return to_period(month).strftime("%b %Y")

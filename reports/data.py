@@ -1,0 +1,478 @@
+"""What a monthly report is rendered from: plain, typed dataclasses, no SQL.
+
+``flows/`` assembles a :class:`ReportData` from the store; :mod:`reports.render`
+turns it into HTML. Everything that may be missing in the first operational month
+(verification history, last month's forecast, maps) is optional, and the report
+says so instead of failing.
+
+Shapes, defined here once:
+
+* Months are :class:`enso.months.Month`; monthly series are ``pandas.Series`` on
+  a monthly ``PeriodIndex``.
+* A forecast is a :class:`ForecastTable`: one row per lead with the columns
+  :data:`FORECAST_COLUMNS` (optionally ``anomaly_low``/``anomaly_high``, the
+  uncertainty range named by ``ForecastTable.uncertainty``).
+* Scores are a tidy frame with :data:`SCORE_COLUMNS`, metric names as
+  :mod:`enso.verify` spells them (``acc``, ``rmse``, ``heidke``, ...) and
+  ``target_calendar_month`` 0 for "all months" (``None``/NaN are read as 0).
+* A contingency table is 3 x 3, rows forecast, columns observed, both in
+  :data:`enso.nino34.PHASES` order (as :func:`enso.verify.contingency_table`).
+
+:func:`example_report_data` builds a realistic report from a monthly anomaly
+series (synthetic by default) for tests and the demo.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+import numpy as np
+import pandas as pd
+
+from enso.config import DEFAULT_INDEX_URL
+from enso.months import Month, month_range, to_period, to_periods
+from enso.nino34 import DEFAULT_BASE_PERIOD, PHASE_THRESHOLD, PHASES, oni, phases_of
+
+#: Columns every forecast table has (``target_month`` holds monthly Periods).
+FORECAST_COLUMNS: tuple[str, ...] = ("lead", "target_month", "nino34_anomaly", "phase",
+                                     "p_la_nina", "p_neutral", "p_el_nino")
+#: Optional columns of a forecast table: the uncertainty range of the anomaly (°C).
+RANGE_COLUMNS: tuple[str, str] = ("anomaly_low", "anomaly_high")
+#: Columns of the tidy verification scores.
+SCORE_COLUMNS: tuple[str, ...] = ("forecaster", "lead", "target_calendar_month", "metric", "value", "n")
+#: Columns of the table of past forecasts whose target month is now observed.
+OUTCOME_COLUMNS: tuple[str, ...] = ("init_month", "lead", "target_month", "forecast_anomaly",
+                                    "observed_anomaly", "forecast_phase", "observed_phase")
+#: Baseline forecasters the report knows by name (others are shown as named).
+BASELINE_LABELS: dict[str, str] = {
+    "persistence": "Persistence",
+    "damped_persistence": "Damped persistence",
+    "climatology": "Climatology",
+    "linear_eof": "Linear EOF model",
+}
+
+
+@dataclass(frozen=True)
+class MonthSpan:
+    """An inclusive range of months, e.g. a training or scoring period."""
+
+    first: Month
+    last: Month
+
+    def __post_init__(self) -> None:
+        if self.last < self.first:
+            raise ValueError(f"month span ends ({self.last}) before it starts ({self.first})")
+
+    @classmethod
+    def parse(cls, first: Month | str, last: Month | str) -> "MonthSpan":
+        return cls(Month.parse(first), Month.parse(last))
+
+    @property
+    def n_months(self) -> int:
+        return self.last.months_since(self.first) + 1
+
+    def __str__(self) -> str:
+        return f"{self.first} to {self.last}"
+
+
+@dataclass(frozen=True)
+class SourceCutoff:
+    """The newest data used from one source, and where it came from."""
+
+    name: str
+    last_month: Month
+    url: str
+    sha256: str | None = None
+    downloaded_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ProvisionalNote:
+    """A value in the report that may still change, and why (e.g. a preliminary SST month)."""
+
+    month: Month
+    what: str
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The model that made the forecast, and the periods it was built on."""
+
+    version: str
+    preset: str
+    training: MonthSpan
+    selection: MonthSpan | None
+    is_champion: bool
+    sst_source: str = ""
+    created_at: dt.datetime | None = None
+    data_fingerprint: str | None = None
+
+    @property
+    def status_text(self) -> str:
+        return "champion" if self.is_champion else "no champion yet: newest model used"
+
+
+@dataclass(frozen=True)
+class CurrentState:
+    """The observed Niño 3.4 state at the init month.
+
+    ``oni_month`` trails ``anomaly_month`` by one: the ONI of the newest month
+    needs the next month. ``recent_anomalies`` (and optionally ``recent_oni``) are
+    the last months (48 by convention) on a monthly ``PeriodIndex``.
+    """
+
+    anomaly_month: Month
+    nino34_anomaly: float
+    oni_month: Month | None
+    oni: float | None
+    observed_phase: str | None
+    recent_anomalies: pd.Series
+    recent_oni: pd.Series | None = None
+
+    def __post_init__(self) -> None:
+        _require_period_index(self.recent_anomalies, "recent_anomalies")
+        if self.recent_oni is not None:
+            _require_period_index(self.recent_oni, "recent_oni")
+        if self.observed_phase is not None and self.observed_phase not in PHASES:
+            raise ValueError(f"observed phase of {self.oni_month}: unknown phase {self.observed_phase!r}")
+
+    @property
+    def provisional_months(self) -> tuple[Month, ...]:
+        """Index months without an ONI or observed phase yet (after ``oni_month``)."""
+        first = self.oni_month + 1 if self.oni_month is not None else self.anomaly_month
+        return tuple(Month(i) for i in range(first.ordinal, self.anomaly_month.ordinal + 1))
+
+
+@dataclass(frozen=True)
+class ForecastTable:
+    """One forecast: a row per lead with :data:`FORECAST_COLUMNS` (+ optional :data:`RANGE_COLUMNS`)."""
+
+    init_month: Month
+    model_version: str
+    leads: pd.DataFrame
+    uncertainty: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"forecast from {self.init_month} ({self.model_version})"
+        missing = [c for c in FORECAST_COLUMNS if c not in self.leads.columns]
+        if missing:
+            raise ValueError(f"{where}: lacks columns {missing}")
+        leads = self.leads["lead"].to_numpy()
+        if len(leads) == 0 or np.any(np.diff(leads) <= 0) or leads[0] < 1:
+            raise ValueError(f"{where}: leads must be positive and ascending, got {list(leads)}")
+        targets = to_periods(self.leads["target_month"])
+        expected = pd.PeriodIndex([to_period(self.init_month + int(k)) for k in leads])
+        if not targets.equals(expected):
+            raise ValueError(f"{where}: target months {list(map(str, targets))} are not init month + lead")
+        bad_phase = set(self.leads["phase"]) - set(PHASES)
+        if bad_phase:
+            raise ValueError(f"{where}: unknown phases {sorted(map(str, bad_phase))}")
+        sums = self.leads[["p_la_nina", "p_neutral", "p_el_nino"]].sum(axis=1).to_numpy()
+        if np.any(np.abs(sums - 1.0) > 1e-6):
+            bad = leads[np.abs(sums - 1.0) > 1e-6]
+            raise ValueError(f"{where}: phase probabilities do not sum to 1 at leads {list(bad)}")
+        if any(c in self.leads.columns for c in RANGE_COLUMNS) and not self.has_range:
+            raise ValueError(f"{where}: give both {RANGE_COLUMNS} or neither")
+
+    @property
+    def has_range(self) -> bool:
+        return all(c in self.leads.columns for c in RANGE_COLUMNS)
+
+    @property
+    def target_months(self) -> list[Month]:
+        return [Month.parse(str(p)) for p in self.leads["target_month"]]
+
+
+@dataclass(frozen=True)
+class SstMap:
+    """An SST anomaly field (°C, NaN on land) on a regular grid, for one month."""
+
+    month: Month
+    lat: np.ndarray
+    lon: np.ndarray
+    anomaly: np.ndarray
+    title: str
+
+    def __post_init__(self) -> None:
+        if self.anomaly.shape != (np.size(self.lat), np.size(self.lon)):
+            raise ValueError(f"map {self.title!r} of {self.month}: values have shape {self.anomaly.shape}, "
+                             f"expected (lat, lon) = {(np.size(self.lat), np.size(self.lon))}")
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Scores of the model and the baselines on the same months.
+
+    ``model_forecaster`` is the ``forecaster`` value of the model's rows (its
+    version); every other forecaster is a baseline. ``period`` is the span of
+    init months scored (the same for every forecaster). ``contingency`` is the
+    phase table of the model at ``contingency_lead`` over the same period.
+    """
+
+    scores: pd.DataFrame
+    model_forecaster: str
+    period: MonthSpan
+    kind: str = "hindcast"
+    contingency: pd.DataFrame | None = None
+    contingency_lead: int | None = None
+
+    def __post_init__(self) -> None:
+        missing = [c for c in SCORE_COLUMNS if c not in self.scores.columns]
+        if missing:
+            raise ValueError(f"verification scores over {self.period}: lack columns {missing}")
+        scores = self.scores.copy()
+        scores["target_calendar_month"] = (pd.to_numeric(scores["target_calendar_month"], errors="coerce")
+                                           .fillna(0).astype(int))
+        object.__setattr__(self, "scores", scores)
+        if self.model_forecaster not in set(scores["forecaster"]):
+            raise ValueError(f"verification scores over {self.period}: no rows for the model "
+                             f"{self.model_forecaster!r}")
+        table = self.contingency
+        if table is not None and (list(table.index) != list(PHASES) or list(table.columns) != list(PHASES)):
+            raise ValueError(f"contingency table over {self.period}: rows and columns must be {PHASES} "
+                             "(rows forecast, columns observed)")
+
+    @property
+    def baselines(self) -> list[str]:
+        """Forecasters other than the model, in a stable order (known baselines first)."""
+        names = [f for f in dict.fromkeys(self.scores["forecaster"]) if f != self.model_forecaster]
+        known = [b for b in BASELINE_LABELS if b in names]
+        return known + sorted(n for n in names if n not in BASELINE_LABELS)
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """Definitions the report states in its method section."""
+
+    base_period: tuple[int, int] = DEFAULT_BASE_PERIOD
+    phase_threshold: float = PHASE_THRESHOLD
+    caveats: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything one monthly report shows.
+
+    ``phase_climatology`` holds the climatological phase frequencies per target
+    calendar month (index 1..12, columns :data:`~enso.nino34.PHASES`, as
+    :func:`enso.verify.phase_climatology`). ``baselines`` holds baseline anomaly
+    forecasts (index lead, one column per baseline, e.g. ``persistence``,
+    ``damped_persistence``). ``outcomes`` lists past forecasts whose target month
+    is now observed (:data:`OUTCOME_COLUMNS`; ``observed_phase`` None while
+    provisional).
+    """
+
+    init_month: Month
+    issued_at: dt.datetime
+    sources: tuple[SourceCutoff, ...]
+    model: ModelInfo
+    current: CurrentState
+    forecast: ForecastTable
+    method: MethodInfo = field(default_factory=MethodInfo)
+    phase_climatology: pd.DataFrame | None = None
+    baselines: pd.DataFrame | None = None
+    previous_forecast: ForecastTable | None = None
+    observed_map: SstMap | None = None
+    predicted_map: SstMap | None = None
+    verification: Verification | None = None
+    outcomes: pd.DataFrame | None = None
+    provisional: tuple[ProvisionalNote, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.issued_at.tzinfo is None:
+            raise ValueError(f"report {self.init_month}: issued_at must be timezone-aware (UTC)")
+        if self.forecast.init_month != self.init_month:
+            raise ValueError(f"report {self.init_month}: forecast is from {self.forecast.init_month}")
+        if self.outcomes is not None:
+            missing = [c for c in OUTCOME_COLUMNS if c not in self.outcomes.columns]
+            if missing:
+                raise ValueError(f"report {self.init_month}: outcomes lack columns {missing}")
+        if self.phase_climatology is not None and list(self.phase_climatology.columns) != list(PHASES):
+            raise ValueError(f"report {self.init_month}: phase climatology columns must be {PHASES}")
+
+    @property
+    def provisional_notes(self) -> tuple[ProvisionalNote, ...]:
+        """The given notes, plus one per index month that has no ONI/observed phase yet."""
+        derived = tuple(
+            ProvisionalNote(m, f"Niño 3.4 anomaly of {m} is in, but its ONI and observed phase need {m + 1}")
+            for m in self.current.provisional_months)
+        return derived + self.provisional
+
+    @property
+    def file_name(self) -> str:
+        return f"enso-report-{self.init_month}.html"
+
+
+def _require_period_index(series: pd.Series, what: str) -> None:
+    if not isinstance(series.index, pd.PeriodIndex):
+        raise ValueError(f"{what}: expected a monthly PeriodIndex, got {type(series.index).__name__}")
+
+
+# --------------------------------------------------------------------------- example data
+
+def example_anomalies(first: Month | str = "1950-01", last: Month | str = "2025-12", seed: int = 0) -> pd.Series:
+    """A synthetic monthly Niño 3.4 anomaly series: a noisy damped oscillator with a ~3-year period.
+
+    Enough ENSO-like behaviour for examples and tests of the report (events of
+    ±1-2 °C; persistence ACC about 0.95 / 0.5 / -0.1 at leads 1 / 6 / 12, near
+    the real index); not a climate model.
+    """
+    months = to_periods([Month(i) for i in range(Month.parse(first).ordinal, Month.parse(last).ordinal + 1)])
+    rng = np.random.default_rng(seed)
+    r, omega = 0.88, 2.0 * np.pi / 36.0
+    x = np.zeros(months.size)
+    for t in range(2, months.size):
+        x[t] = 2 * r * np.cos(omega) * x[t - 1] - r * r * x[t - 2] + rng.normal(0.0, 0.1)
+    x = x * 0.85 / x[24:].std() + rng.normal(0.0, 0.12, months.size)
+    return pd.Series(np.round(x, 2), index=months, name="nino34_anomaly")
+
+
+def _example_map(month: Month, anomaly: float, title: str, seed: int) -> SstMap:
+    """A tropical Pacific anomaly field: an equatorial tongue scaled to the Niño 3.4 anomaly, plus noise."""
+    from enso.geography import land_mask_on
+
+    lat = np.arange(-29.0, 30.0, 2.0)
+    lon = np.arange(101.0, 300.0, 2.0)
+    lat2d, lon2d = np.meshgrid(lat, lon, indexing="ij")
+    tongue = np.exp(-((lat2d / 8.0) ** 2) - ((lon2d - 225.0) / 45.0) ** 2)
+    noise = np.random.default_rng(seed).normal(0.0, 0.25, lat2d.shape)
+    values = (anomaly * 1.3 * tongue + noise).astype(np.float32)
+    values[land_mask_on(lat, lon, 2.0)] = np.nan
+    return SstMap(month, lat, lon, values, title)
+
+
+def example_report_data(nino34_anomaly: pd.Series | None = None, *, init_month: Month | str | None = None,
+                        model_version: str = "convlstm-example-0001",
+                        index_url: str = DEFAULT_INDEX_URL,
+                        with_history: bool = True, seed: int = 0,
+                        issued_at: dt.datetime | None = None) -> ReportData:
+    """A realistic :class:`ReportData` built from a monthly anomaly series (for tests and the demo).
+
+    ``nino34_anomaly`` (monthly ``PeriodIndex``) defaults to
+    :func:`example_anomalies` running 12 months past ``init_month`` (default
+    2025-12; for a given series, its last month); months after the init month are
+    the "future" the example model half-knows. The baselines are
+    the real :mod:`enso.baselines`, fitted on the training period; the example
+    model is damped persistence nudged towards the truth, with skill fading with
+    lead. ``with_history=False`` gives a first operational month: no
+    verification, no last month's forecast, no outcomes. Hostile strings can be
+    injected through ``model_version`` and ``index_url`` (or
+    :func:`dataclasses.replace`).
+    """
+    from enso.baselines import Climatology, DampedPersistence, Persistence, gaussian_phase_probabilities
+    from enso.verify import attach_observations, contingency_table, forecast_frame, score_table
+
+    if nino34_anomaly is None:
+        init = Month.parse(init_month or "2025-12")
+        truth = example_anomalies(last=init + 12, seed=seed)
+    else:
+        truth = nino34_anomaly.astype(float)
+        init = Month.parse(init_month) if init_month is not None else Month.parse(str(truth.index[-1]))
+    observed = truth.loc[:to_period(init)]
+    first = Month.parse(str(observed.index[0]))
+    base = DEFAULT_BASE_PERIOD
+    training = MonthSpan(first + 12, Month.of(1989, 12) if init.year > 2005 else init - 240)
+    selection = MonthSpan(training.last + 1, training.last + 120)
+    scoring = MonthSpan(selection.last + 1, init - 13)
+    oni_series = oni(observed)
+    phase = pd.Series(phases_of(oni_series).to_numpy(), index=observed.index, dtype=object)
+    clim_years = (max(base[0], first.year + 1), min(base[1], init.year - 1))
+    climatology = Climatology().fit(phase, f"{clim_years[0]}-01", f"{clim_years[1]}-12")
+    persistence = Persistence().fit(observed, str(training.first), str(training.last))
+    damped = DampedPersistence().fit(observed, str(training.first), str(training.last))
+    rng = np.random.default_rng(seed + 1)
+
+    def model_frame(inits: pd.PeriodIndex) -> pd.DataFrame:
+        leads = np.arange(1, 13)
+        start = damped.predict(truth, inits)["anomaly"].to_numpy().reshape(inits.size, 12)
+        future = truth.reindex([i + int(k) for i in inits for k in leads]).to_numpy().reshape(inits.size, 12)
+        weight = 0.55 * np.exp(-leads / 8.0)
+        known = np.where(np.isfinite(future), future, start)
+        anomaly = start + weight * (known - start) + rng.normal(0.0, 0.08, (inits.size, 12)).cumsum(axis=1)
+        spread = 0.2 + 0.07 * leads
+        return forecast_frame(inits, leads, anomaly, gaussian_phase_probabilities(anomaly, spread))
+
+    def forecast_table(at: Month) -> ForecastTable:
+        frame = model_frame(to_periods([at]))
+        spread = 0.2 + 0.07 * frame["lead"].to_numpy()
+        table = pd.DataFrame({
+            "lead": frame["lead"], "target_month": frame["target_month"],
+            "nino34_anomaly": frame["anomaly"].round(2),
+            "phase": phases_of(frame["anomaly"]).to_numpy(),
+            "p_la_nina": frame["p_la_nina"], "p_neutral": frame["p_neutral"], "p_el_nino": frame["p_el_nino"],
+            "anomaly_low": (frame["anomaly"] - 1.2816 * spread).round(2),
+            "anomaly_high": (frame["anomaly"] + 1.2816 * spread).round(2),
+        })
+        return ForecastTable(at, model_version, table, uncertainty="10-90 % range")
+
+    at_init = to_periods([init])
+    baselines = pd.DataFrame({
+        "persistence": persistence.predict(observed, at_init)["anomaly"].to_numpy(),
+        "damped_persistence": damped.predict(observed, at_init)["anomaly"].to_numpy(),
+    }, index=pd.Index(range(1, 13), name="lead"))
+
+    verification = outcomes = previous = None
+    if with_history:
+        inits = to_periods(month_range(scoring.first, scoring.last))
+        frames = {
+            model_version: model_frame(inits),
+            "persistence": persistence.predict(observed, inits),
+            "damped_persistence": damped.predict(observed, inits),
+            "climatology": climatology.predict(inits),
+        }
+        parts = []
+        for name, frame in frames.items():
+            scored = score_table(attach_observations(frame, observed, phase), climatology.frequencies)
+            parts.append(scored.assign(forecaster=name))
+        scores = pd.concat(parts, ignore_index=True)[list(SCORE_COLUMNS)]
+        lead1 = attach_observations(frames[model_version], observed, phase).query("lead == 1")
+        verification = Verification(
+            scores=scores, model_forecaster=model_version, period=scoring, kind="hindcast",
+            contingency=contingency_table(phases_of(lead1["anomaly"]), lead1["observed_phase"]),
+            contingency_lead=1)
+        previous = forecast_table(init - 1)
+        past = pd.concat([model_frame(to_periods([target - k])).query(f"lead == {k}")
+                          for target in (init - 1, init) for k in (1, 3, 6)])
+        past = attach_observations(past, observed, phase)
+        outcomes = pd.DataFrame({
+            "init_month": past["init_month"], "lead": past["lead"], "target_month": past["target_month"],
+            "forecast_anomaly": past["anomaly"].round(2), "observed_anomaly": past["observed_anomaly"],
+            "forecast_phase": phases_of(past["anomaly"]).to_numpy(), "observed_phase": past["observed_phase"],
+        }).reset_index(drop=True)
+
+    oni_month = init - 1
+    oni_value = float(oni_series.loc[to_period(oni_month)])
+    recent = observed.iloc[-48:]
+    current = CurrentState(
+        anomaly_month=init, nino34_anomaly=float(observed.iloc[-1]), oni_month=oni_month,
+        oni=round(oni_value, 2), observed_phase=phase.loc[to_period(oni_month)],
+        recent_anomalies=recent, recent_oni=oni_series.iloc[-48:])
+    issued = issued_at or dt.datetime.combine((init + 1).first_day, dt.time(9, 30), dt.timezone.utc) \
+        + dt.timedelta(days=7)
+    downloaded = issued - dt.timedelta(hours=2)
+    sources = (
+        SourceCutoff("CPC Niño 3.4 monthly index (ERSSTv5, 1991-2020 base)", init, index_url,
+                     "3f5a" * 16, downloaded),
+        SourceCutoff("COBE-SST 2 monthly grids", init,
+                     "https://ds.data.jma.go.jp/tcc/tcc/products/elnino/cobesst/gpvdata", "9c0e" * 16, downloaded),
+    )
+    model = ModelInfo(version=model_version, preset="small", training=training, selection=selection,
+                      is_champion=with_history, sst_source="cobe",
+                      created_at=dt.datetime(2024, 1, 3, 12, 0, tzinfo=dt.timezone.utc),
+                      data_fingerprint="b7c1" * 16)
+    forecast = forecast_table(init)
+    return ReportData(
+        init_month=init, issued_at=issued, sources=sources, model=model, current=current, forecast=forecast,
+        method=MethodInfo(base_period=base, caveats=(
+            "Trained on observations alone (about 1,200 monthly samples): skill beyond a few months is modest.",
+            "Phase probabilities refer to the monthly anomaly; the observed phase comes from the ONI.",
+        )),
+        phase_climatology=climatology.frequencies,
+        baselines=baselines, previous_forecast=previous,
+        observed_map=_example_map(init, current.nino34_anomaly, f"Observed SST anomaly, {init}", seed),
+        predicted_map=_example_map(init + 1, float(forecast.leads["nino34_anomaly"].iloc[0]),
+                                   f"Predicted SST anomaly, {init + 1} (lead 1)", seed + 7),
+        verification=verification, outcomes=outcomes,
+        provisional=(ProvisionalNote(init, "SST grids of the newest month are preliminary and may be revised"),),
+    )
+
