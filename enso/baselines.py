@@ -9,8 +9,9 @@ forecasts leads 1..12 for given init months (``predict``) as a forecast frame
   frequencies of the target calendar month over the fitting period.
 * :class:`Persistence` - the init month's anomaly, held for every lead.
 * :class:`DampedPersistence` - the init month's anomaly times r(lead), a lag
-  regression slope fitted per init calendar month where there are enough pairs,
-  else pooled over all months.
+  regression slope fitted per init calendar month where there are enough pairs
+  (the default), else pooled over all init months (``per_init_month=False``:
+  the variant of the ``verification.md`` figures).
 * :class:`LinearEOFModel` - ridge regression per lead on the leading EOFs of
   tropical Pacific SST anomalies and the current Niño 3.4 anomaly
   (``verification.md``).
@@ -143,6 +144,7 @@ class Persistence:
     error_sd: dict[int, float] = field(default_factory=dict, init=False)
 
     def fit(self, nino34_anomaly: pd.Series, train_start: object | None, train_end: object) -> "Persistence":
+        """Record the persistence error spread per lead on pairs with both months in train_start..train_end."""
         period = f"{train_start or 'start'}..{train_end}"
         self.error_sd = {}
         for lead in self.leads:
@@ -172,7 +174,7 @@ class DampedPersistence:
     1..12) and ``error_sd`` the training RMS error per lead (for ``"gaussian"``).
     """
 
-    per_init_month: bool = False
+    per_init_month: bool = True
     min_pairs: int = 30
     probabilities: PhaseProbabilities = "one_hot"
     leads: tuple[int, ...] = LEADS
@@ -180,6 +182,7 @@ class DampedPersistence:
     error_sd: dict[int, float] = field(default_factory=dict, init=False)
 
     def fit(self, nino34_anomaly: pd.Series, train_start: object | None, train_end: object) -> "DampedPersistence":
+        """Fit r per lead (and init calendar month) on pairs with both months in train_start..train_end."""
         period = f"{train_start or 'start'}..{train_end}"
         rows = {}
         self.error_sd = {}
@@ -189,14 +192,14 @@ class DampedPersistence:
             if x.size < 2 or not np.any(x):
                 raise ValueError(f"too few training pairs at lead {lead} in {period} to fit damped persistence")
             slopes = np.full(12, float(x @ y / (x @ x)))
+            init_calendar = pairs.index.month.to_numpy()
             if self.per_init_month:
-                months = pairs.index.month.to_numpy()
                 for m in range(1, 13):
-                    sel = months == m
+                    sel = init_calendar == m
                     if sel.sum() >= self.min_pairs and np.any(x[sel]):
                         slopes[m - 1] = x[sel] @ y[sel] / (x[sel] @ x[sel])
             rows[lead] = slopes
-            self.error_sd[lead] = _spread(slopes[pairs.index.month.to_numpy() - 1] * x - y, lead, period)
+            self.error_sd[lead] = _spread(slopes[init_calendar - 1] * x - y, lead, period)
         self.damping = pd.DataFrame.from_dict(rows, orient="index", columns=range(1, 13))
         self.damping.index.name, self.damping.columns.name = "lead", "init_calendar_month"
         return self
@@ -223,6 +226,7 @@ class _EOFBasis:
 
     @classmethod
     def fit(cls, region: xr.DataArray, n_eofs: int) -> "_EOFBasis":
+        """EOFs of the region's months by SVD, on the cells that are ocean in every one of them."""
         values = region.values.reshape(region.sizes["month"], -1).astype(np.float64)
         cells = np.isfinite(values).all(axis=0)
         if cells.sum() < n_eofs or values.shape[0] < n_eofs:
@@ -281,18 +285,20 @@ class LinearEOFModel:
     of persistence). Features are standardised; the intercept is not penalised.
 
     ``fit`` picks alpha per lead from ``alphas`` by the MSE on the validation
-    inits (after ``train_end`` up to ``valid_end``) of a fit on the training
-    inits (up to ``train_end``) with EOFs of the training months only; then EOFs
-    and regressions are refitted on all months up to ``valid_end``. The RMSE of
-    the first fit on the validation inits (``validation_rmse``) is the spread of
-    ``"gaussian"`` phase probabilities.
+    samples (init after ``train_end``, target up to ``valid_end``) of a fit on
+    the training samples (target up to ``train_end``) with EOFs of the training
+    months only; then EOFs and regressions are refitted on all samples with
+    targets up to ``valid_end``. The RMSE of the first fit on the validation
+    samples (``validation_rmse``, per lead) is the spread of ``"gaussian"``
+    phase probabilities. Months before the first month of the cube or series
+    simply do not exist for it: slice the inputs to set the training start.
     """
 
     n_eofs: int = 12
     n_lags: int = 3
     lat_range: tuple[float, float] = (-20.0, 20.0)
     lon_range: tuple[float, float] = (120.0, 290.0)
-    alphas: tuple[float, ...] = tuple(np.logspace(-2, 5, 29))
+    alphas: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 5, 29))
     probabilities: PhaseProbabilities = "gaussian"
     leads: tuple[int, ...] = LEADS
     alpha: dict[int, float] = field(default_factory=dict, init=False)
@@ -314,9 +320,11 @@ class LinearEOFModel:
         return np.column_stack(lagged + [nino, nino * np.sin(phase), nino * np.cos(phase)])
 
     def _samples(self, pcs: pd.DataFrame, nino34_anomaly: pd.Series, lead: int,
-                 first: pd.Period | None, last: pd.Period) -> tuple[np.ndarray, np.ndarray]:
-        """Training samples with init after ``first`` (exclusive) and target up to ``last``."""
-        inits = pcs.index[(pcs.index <= last - lead) & ((pcs.index > first) if first is not None else True)]
+                 after: pd.Period | None, last: pd.Period) -> tuple[np.ndarray, np.ndarray]:
+        """Samples whose init month comes after ``after`` (if given) and whose target is at most ``last``."""
+        inits = pcs.index[pcs.index <= last - lead]
+        if after is not None:
+            inits = inits[inits > after]
         x = self._features(pcs, nino34_anomaly, inits)
         y = nino34_anomaly.reindex(inits + lead).to_numpy(dtype=np.float64)
         keep = np.isfinite(x).all(axis=1) & np.isfinite(y)
@@ -324,11 +332,11 @@ class LinearEOFModel:
 
     def fit(self, sst_anomaly_cube: xr.DataArray, nino34_anomaly: pd.Series,
             train_end: object, valid_end: object) -> "LinearEOFModel":
-        """Fit on months up to ``train_end``, choose alpha on inits up to ``valid_end``, refit on both.
+        """Fit up to ``train_end``, choose alpha per lead up to ``valid_end``, refit on both periods.
 
         ``sst_anomaly_cube`` has dims (month, lat, lon) (see :mod:`enso.grids`);
-        ``nino34_anomaly`` is indexed by a monthly ``PeriodIndex``. Data after
-        ``valid_end`` is ignored.
+        ``nino34_anomaly`` (predictor and target) is indexed by a monthly
+        ``PeriodIndex``. Data after ``valid_end`` is never used.
         """
         train_end, valid_end = to_period(train_end), to_period(valid_end)
         if valid_end <= train_end:
@@ -371,12 +379,13 @@ class LinearEOFModel:
         present = to_periods(region.month.values)
         absent = needed.difference(present)
         if len(absent):
-            raise ValueError(f"SST anomaly grid missing for {absent[0]} (needed by init months {inits[0]}..{inits[-1]})")
+            raise ValueError(f"SST anomaly grid missing for {absent[0]} "
+                             f"(needed by init months {inits[0]}..{inits[-1]})")
         pcs = self._basis.project(region.isel(month=present.get_indexer(needed)))
         bad = pcs.index[~np.isfinite(pcs.to_numpy()).all(axis=1)]
         if len(bad):
             raise ValueError(f"SST anomaly grid of {bad[0]} lacks values at ocean cells the EOFs use")
-        _values_at(nino34_anomaly, inits, "Niño 3.4 anomaly at the init month")
+        _values_at(nino34_anomaly, inits, "Niño 3.4 anomaly at the init month")  # raises naming a gap
         x = self._features(pcs, nino34_anomaly, inits)
         anomaly = np.column_stack([self._ridges[lead].predict(x) for lead in self.leads])
         spread = np.array([self.validation_rmse[k] for k in self.leads])

@@ -321,8 +321,8 @@ def phase_climatology(observed_phase: pd.Series, first: object, last: object) ->
 
     ``observed_phase`` is indexed by a monthly ``PeriodIndex``; ``first`` and
     ``last`` (inclusive; Months, Periods or ``YYYY-MM``) bound the period, e.g.
-    the base period or the training period. Returns a frame indexed by calendar month 1..12 with one column per
-    phase (PHASES order), rows summing to 1.
+    the base period or the training period. Returns a frame indexed by calendar
+    month 1..12 with one column per phase (PHASES order), rows summing to 1.
     """
     sel = observed_phase.loc[to_period(first):to_period(last)].dropna()
     codes = _phase_codes(sel, "observed phase")
@@ -379,7 +379,7 @@ def attach_observations(forecasts: pd.DataFrame, nino34_anomaly: pd.Series,
     return out
 
 
-def _group_scores(group: pd.DataFrame, phase_clim: pd.DataFrame | None) -> list[tuple[str, Score]]:
+def _group_scores(group: pd.DataFrame, climatology: pd.DataFrame | None) -> list[tuple[str, Score]]:
     f, o = group["anomaly"].to_numpy(np.float64), group["observed_anomaly"].to_numpy(np.float64)
     scores = [("acc", acc(f, o)), ("rmse", rmse(f, o)), ("mae", mae(f, o)),
               ("bias", bias(f, o)), ("msss", msss(f, o))]
@@ -394,16 +394,16 @@ def _group_scores(group: pd.DataFrame, phase_clim: pd.DataFrame | None) -> list[
         return scores
     probs = group[list(PROBABILITY_COLUMNS)].to_numpy(np.float64)
     scores.append(("rps", rps(probs, observed)))
-    if phase_clim is not None:
+    if climatology is not None:
         target_month = to_periods(group["target_month"]).month
-        reference = phase_clim.loc[target_month, list(PHASES)].to_numpy()
+        reference = climatology.loc[target_month, list(PHASES)].to_numpy()
         scores.append(("rpss", rpss(probs, observed, reference)))
     occurred = _one_hot(observed)
     scores += [(f"brier_{phase}", brier(probs[:, k], occurred[:, k])) for k, phase in enumerate(PHASES)]
     return scores
 
 
-def score_table(frame: pd.DataFrame, phase_climatology: pd.DataFrame | None = None) -> pd.DataFrame:
+def score_table(frame: pd.DataFrame, climatology: pd.DataFrame | None = None) -> pd.DataFrame:
     """Scores by lead and by (lead, target calendar month), as a tidy frame.
 
     ``frame`` is a forecast frame with ``observed_anomaly`` (see
@@ -411,9 +411,10 @@ def score_table(frame: pd.DataFrame, phase_climatology: pd.DataFrame | None = No
     zero anomaly). With ``observed_phase``: the categorical scores, the forecast
     phase being the ``phase`` column if present, else the forecast anomaly
     thresholded at ±0.5. With the probability columns also: RPS, Brier per phase,
-    and RPSS against ``phase_climatology`` (from :func:`phase_climatology`;
-    without it RPSS is not computed, since a climatology drawn from the scored
-    months themselves would flatter the forecast).
+    and RPSS against ``climatology``, the phase frequencies per target calendar
+    month (from :func:`phase_climatology`, over a base or training period;
+    without it RPSS is not computed: the phase frequencies of the scored months
+    themselves are no forecast anyone could have made).
 
     Returns columns ``lead``, ``target_calendar_month`` (None for all months),
     ``metric``, ``value``, ``n``.
@@ -427,7 +428,7 @@ def score_table(frame: pd.DataFrame, phase_climatology: pd.DataFrame | None = No
     for lead, by_lead in work.groupby("lead", sort=True):
         groups = [(None, by_lead)] + [(int(m), g) for m, g in by_lead.groupby(calendar[by_lead.index], sort=True)]
         for month, group in groups:
-            rows += [(int(lead), month, name, s.value, s.n) for name, s in _group_scores(group, phase_climatology)]
+            rows += [(int(lead), month, name, s.value, s.n) for name, s in _group_scores(group, climatology)]
     columns = list(zip(*rows)) if rows else [()] * 5
     return pd.DataFrame({
         "lead": np.asarray(columns[0], dtype=np.int64),

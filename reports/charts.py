@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from enso.grids import NINO34_LAT, NINO34_LON
-from enso.months import Month, to_period
+from enso.months import to_period
 from reports.data import BASELINE_LABELS, CurrentState, ForecastTable, SstMap, Verification
 
 DPI = 100
@@ -156,7 +156,7 @@ def sst_map_png(sst_map: SstMap, limit: float) -> bytes:
     """An SST anomaly map (land grey) with the Niño 3.4 box outlined."""
     lat, lon = np.asarray(sst_map.lat, dtype=np.float64), np.asarray(sst_map.lon, dtype=np.float64)
     aspect = (lat.max() - lat.min()) / max(lon.max() - lon.min(), 1.0)
-    fig = _figure(float(np.clip(WIDTH_IN * aspect + 0.9, 2.2, 4.8)))
+    fig = _figure(float(np.clip((WIDTH_IN - 1.6) * aspect + 0.8, 2.2, 4.8)))
     ax = fig.add_subplot()
     ax.set_facecolor("#c8c8c8")
     mesh = ax.pcolormesh(lon, lat, np.ma.masked_invalid(sst_map.anomaly), cmap="RdBu_r", vmin=-limit,
@@ -169,7 +169,7 @@ def sst_map_png(sst_map: SstMap, limit: float) -> bytes:
     ax.set_aspect("equal")
     ax.set_xlabel("longitude (°E)")
     ax.set_ylabel("latitude (°N)")
-    fig.colorbar(mesh, ax=ax, label="SST anomaly (°C)", shrink=0.9, pad=0.01)
+    fig.colorbar(mesh, ax=ax, label="SST anomaly (°C)", pad=0.01)
     return _png(fig)
 
 
@@ -181,26 +181,28 @@ def _all_months(verification: Verification, metric: str) -> pd.DataFrame:
 
 def skill_by_lead_png(verification: Verification) -> bytes:
     """ACC and RMSE by lead for the model and every baseline (two panels)."""
-    fig = _figure(3.0)
+    fig = _figure(3.2)
     axes = fig.subplots(1, 2)
     for ax, metric, title in ((axes[0], "acc", "Anomaly correlation (higher is better)"),
                               (axes[1], "rmse", "RMSE, °C (lower is better)")):
         table = _all_months(verification, metric)
-        for name in verification.baselines + [verification.model_forecaster]:
+        for name in [verification.model_forecaster] + verification.baselines:
             if name not in table.columns or table[name].isna().all():
                 continue
             is_model = name == verification.model_forecaster
             style = {"color": MODEL_COLOUR, "linestyle": "-", "linewidth": 2.4} if is_model else \
                 {"linewidth": 1.3, **FORECASTER_STYLES.get(name, {"color": "#7570b3", "linestyle": "-."})}
-            ax.plot(table.index, table[name].to_numpy(), marker="o", markersize=3,
-                    label="model" if is_model else _plain(forecaster_label(name)), **style)
+            ax.plot(table.index, table[name].to_numpy(), marker="o", markersize=3, zorder=3 if is_model else 2,
+                    label="Model" if is_model else _plain(forecaster_label(name)), **style)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("lead (months)")
         ax.set_xticks(range(1, int(table.index.max()) + 1) if len(table.index) else [])
         ax.grid(alpha=0.3)
     axes[0].axhline(0.0, color="#606060", linewidth=0.6)
     axes[1].set_ylim(bottom=0)
-    axes[0].legend(fontsize=7.5, frameon=False)
+    handles = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=len(handles), fontsize=8,
+               frameon=False)
     return _png(fig)
 
 
@@ -226,7 +228,3 @@ def skill_heatmap_png(verification: Verification, metric: str = "acc") -> bytes:
     fig.colorbar(image, ax=ax, label="ACC" if metric == "acc" else metric, pad=0.01)
     return _png(fig)
 
-
-def month_label(month: Month) -> str:
-    """``Jan 2024`` style label of a month."""
-    return to_period(month).strftime("%b %Y")

@@ -121,3 +121,10 @@ def test_absolute_persistence_and_climatology(table: pd.DataFrame, valid: pd.Dat
     assert round(rmse(previous(table, valid, "nino34"), valid["nino34"]).value, 3) == 0.389
     assert round(rmse(valid["climatology"], valid["nino34"]).value, 3) == 0.864
     assert np.isnan(acc(valid["climatology"] - valid["climatology"], valid["anomaly"]).value)
+
+
+def test_the_file_climatology_is_the_mean_minus_the_anomaly(table: pd.DataFrame, valid: pd.DataFrame) -> None:
+    """parse_mcnoldy(with_climatology=True) keeps NINO34_CLIM: MEAN - CLIM = ANOM up to the file's rounding."""
+    assert list(table.columns) == ["nino34", "anomaly", "oni", "phase", "climatology"]
+    residual = table["nino34"] - table["climatology"] - table["anomaly"]
+    assert residual.abs().max() <= 0.0101

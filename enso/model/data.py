@@ -9,13 +9,12 @@ Conventions, defined here once for the model package:
   samples address it by row, so a month is never located by position in a list.
 * Statistics that shape the inputs (normalisation, land mask, damping factors)
   are fitted on the training period only and stored with the model.
-* The residual design removes a **trailing climatology**: for month ``m``, the
-  mean of the same calendar month over the ``detrend_years`` years ending at
-  ``m`` (data up to the init month only). Window months are the latest
-  occurrences of their calendar months, so each is compared with the trailing
-  mean ending at itself; the target of lead ``L`` is compared with the trailing
-  mean ending at the latest occurrence of its calendar month at or before the
-  init month, row ``t - ((-L) mod 12)``, and the forecast adds that mean back.
+* The residual design works on **anomalies against the preceding years**: the
+  anomaly of month ``m`` is its value minus the mean of the same calendar month
+  over the ``detrend_years`` years before it (``m - 12, m - 24, ...``). This
+  removes the seasonal cycle and the warming trend causally: every input and
+  every target of an init month ``t`` (``t + L`` with ``L <= 12``) is compared
+  with data up to ``t`` only, and a forecast adds that mean back.
 """
 
 from __future__ import annotations
@@ -174,7 +173,7 @@ def prepare_data(cube: xr.DataArray, index: pd.DataFrame, grid: GridSpec, *,
 
 
 def trailing_climatology(values: np.ndarray, years: int, min_years: int) -> np.ndarray:
-    """Mean of each row and the same calendar month in the ``years - 1`` years before it.
+    """Mean of each row and the same calendar month in the ``years - 1`` years before it (row included).
 
     ``values`` has a gap-free monthly first axis (NaN = missing). Missing values
     are skipped; where fewer than ``min_years`` values remain the result is NaN.
@@ -194,10 +193,16 @@ def trailing_climatology(values: np.ndarray, years: int, min_years: int) -> np.n
     return out
 
 
-def target_offset_rows(init_rows: np.ndarray) -> np.ndarray:
-    """(n, 12) rows whose trailing climatology a lead's target is compared with: ``t - ((-L) mod 12)``."""
-    leads = np.asarray(FORECAST_LEADS)
-    return init_rows[:, None] - np.mod(-leads, 12)[None, :]
+def preceding_climatology(values: np.ndarray, years: int, min_years: int) -> np.ndarray:
+    """Mean of the same calendar month over the ``years`` years before each row (row excluded).
+
+    Row ``m`` gets :func:`trailing_climatology` of row ``m - 12``; the first
+    twelve rows have no earlier year and get NaN.
+    """
+    trailing = trailing_climatology(values, years, min_years)
+    out = np.full(trailing.shape, np.nan)
+    out[12:] = trailing[:-12]
+    return out
 
 
 @dataclass
@@ -226,10 +231,14 @@ class Samples:
         return replace(self, **{f: getattr(self, f)[keep] for f in _PER_SAMPLE})
 
     def until(self, last_row: int) -> "Samples":
-        """The same cases with every target after ``last_row`` made unknown (no peeking past a period)."""
-        beyond = (self.init_rows[:, None] + np.asarray(FORECAST_LEADS)[None, :]) > last_row
-        return replace(self, target=np.where(beyond, np.nan, self.target).astype(np.float32),
-                       phase=np.where(beyond, -1, self.phase),
+        """The same cases with every target after ``last_row`` made unknown (no peeking past a period).
+
+        A phase is an ONI class and the ONI of a month needs the next month, so
+        the phase of ``last_row`` itself is made unknown too.
+        """
+        target_rows = self.init_rows[:, None] + np.asarray(FORECAST_LEADS)[None, :]
+        return replace(self, target=np.where(target_rows > last_row, np.nan, self.target).astype(np.float32),
+                       phase=np.where(target_rows >= last_row, -1, self.phase),
                        grid_target=np.where(self.grid_target > last_row, -1, self.grid_target))
 
     def trainable(self, design: KeydanaDesign | ResidualDesign) -> "Samples":
@@ -305,14 +314,14 @@ def fit_damping(train: Samples) -> np.ndarray:
 def encode_field(preset: Preset, data: ModelData, stats: dict[str, np.ndarray]) -> np.ndarray:
     """The network's input field per row (float32, 0 on land and in months without a grid).
 
-    Keydana: SST normalised by the training mean and sd. Residual: SST minus
-    its trailing climatology (see the module docstring).
+    Keydana: SST normalised by the training mean and sd. Residual: the SST
+    anomaly against the preceding years (see the module docstring).
     """
     design = preset.design
     if isinstance(design, KeydanaDesign):
         field = (data.sst - stats["sst_mean"]) / stats["sst_std"]
     else:
-        field = data.sst - trailing_climatology(data.sst, design.detrend_years, design.detrend_min_years)
+        field = data.sst - preceding_climatology(data.sst, design.detrend_years, design.detrend_min_years)
     return np.nan_to_num(field, nan=0.0).astype(np.float32)
 
 
@@ -337,8 +346,7 @@ def build_samples(preset: Preset, data: ModelData, stats: dict[str, np.ndarray],
     target_rows = rows[:, None] + np.asarray(FORECAST_LEADS)[None, :]
     inside = target_rows < data.n_rows
     clipped = np.where(inside, target_rows, 0)
-    # Keydana's offset is one constant; the residual's offset rows are >= 0 for usable rows.
-    offset = rules.index_offset[np.clip(target_offset_rows(rows), 0, data.n_rows - 1)]
+    offset = rules.offset(target_rows)
     target = np.where(inside, (data.nino34[clipped] - offset) / rules.scale, np.nan)
     lead1 = rows + 1
     grid_ok = (lead1 < data.n_rows) & data.has_grid[np.minimum(lead1, data.n_rows - 1)]
@@ -350,7 +358,7 @@ def build_samples(preset: Preset, data: ModelData, stats: dict[str, np.ndarray],
         phase=np.where(inside, data.phase[clipped], -1),
         target_scale=rules.scale,
         target_offset=offset,
-        persistence=((data.nino34[rows] - rules.index_offset[rows]) / rules.scale).astype(np.float32),
+        persistence=((data.nino34[rows] - rules.offset(rows)) / rules.scale).astype(np.float32),
         grid_target=np.where(grid_ok, lead1, -1),
     )
 
@@ -358,10 +366,10 @@ def build_samples(preset: Preset, data: ModelData, stats: dict[str, np.ndarray],
 class _InputRules:
     """What an init month needs, per design, and the message when it lacks it.
 
-    Keydana: the window's grids. Residual: also enough SST history for each
-    window month's trailing climatology, the init month's Niño 3.4 value, and
-    the trailing Niño 3.4 climatology of every target's offset row.
-    ``index_offset`` and ``scale`` map Niño 3.4 °C to model units per row.
+    Keydana: the window's grids. Residual: also enough earlier years of SST for
+    each window month's anomaly, the init month's Niño 3.4 value, and enough
+    earlier years of the index for the anomalies of the init and target months.
+    ``offset(rows)`` and ``scale`` map Niño 3.4 °C of those rows to model units.
     """
 
     def __init__(self, preset: Preset, data: ModelData, stats: dict[str, np.ndarray]) -> None:
@@ -369,14 +377,22 @@ class _InputRules:
         design = preset.design
         if isinstance(design, KeydanaDesign):
             self.scale = float(stats["nino34_std"])
-            self.index_offset = np.full(data.n_rows, float(stats["nino34_mean"]))
+            self._mean = float(stats["nino34_mean"])
             self.history_ok = np.ones(data.n_rows, dtype=bool)
         else:
             self.scale = 1.0
-            self.index_offset = trailing_climatology(data.nino34, design.detrend_years, design.detrend_min_years)
+            self._trailing = trailing_climatology(data.nino34, design.detrend_years, design.detrend_min_years)
             grids_held = np.where(data.has_grid, 1.0, np.nan)
             self.history_ok = np.isfinite(
-                trailing_climatology(grids_held, design.detrend_years, design.detrend_min_years))
+                preceding_climatology(grids_held, design.detrend_years, design.detrend_min_years))
+
+    def offset(self, rows: np.ndarray) -> np.ndarray:
+        """Niño 3.4 °C that model value 0 stands for at each row (rows may reach 12 past the axis end)."""
+        if isinstance(self.preset.design, KeydanaDesign):
+            return np.full(rows.shape, self._mean)
+        earlier = rows - 12
+        inside = (earlier >= 0) & (earlier < self.data.n_rows)
+        return np.where(inside, self._trailing[np.clip(earlier, 0, self.data.n_rows - 1)], np.nan)
 
     def usable(self, rows: np.ndarray) -> np.ndarray:
         """Which init rows have every input."""
@@ -385,11 +401,9 @@ class _InputRules:
         w = np.clip(window, 0, n - 1)
         ok = ((window >= 0) & (window < n) & self.data.has_grid[w] & self.history_ok[w]).all(axis=1)
         if isinstance(self.preset.design, ResidualDesign):
-            offsets = target_offset_rows(rows)
-            ok &= (offsets >= 0).all(axis=1) & (rows < n)
-            r = np.clip(rows, 0, n - 1)
-            ok &= np.isfinite(self.data.nino34[r])
-            ok &= np.isfinite(self.index_offset[np.clip(offsets, 0, n - 1)]).all(axis=1)
+            targets = rows[:, None] + np.asarray(FORECAST_LEADS)[None, :]
+            ok &= np.isfinite(self.data.nino34[np.clip(rows, 0, n - 1)]) & np.isfinite(self.offset(rows))
+            ok &= np.isfinite(self.offset(targets)).all(axis=1)
         return ok
 
     def problem(self, row: int) -> str:
@@ -402,13 +416,13 @@ class _InputRules:
                 return (f"no SST grid for {month}, needed by the input window {init - (steps - 1)}..{init} "
                         f"of init month {init}")
             if not self.history_ok[r]:
-                return (f"init month {init}: the trailing SST climatology of {month} needs grids of at least "
-                        f"{design.detrend_min_years} of the {design.detrend_years} years up to {month} "  # type: ignore[union-attr]
+                return (f"init month {init}: the SST anomaly of {month} needs grids of at least "
+                        f"{design.detrend_min_years} of the {design.detrend_years} years before it "  # type: ignore[union-attr]
                         f"(preset {self.preset.name}); the data start at {data.first_month}")
         if not np.isfinite(data.nino34[row]):
             return f"init month {init}: the Niño 3.4 index table has no value for {init}"
-        return (f"init month {init}: the trailing Niño 3.4 climatology needs index values of at least "
-                f"{design.detrend_min_years} of the {design.detrend_years} years up to {init} "  # type: ignore[union-attr]
+        return (f"init month {init}: the Niño 3.4 anomalies need index values of at least "
+                f"{design.detrend_min_years} of the {design.detrend_years} years before {init} "  # type: ignore[union-attr]
                 f"(preset {self.preset.name})")
 
 

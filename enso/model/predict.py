@@ -124,8 +124,8 @@ def predict(model: TrainedModel, cube: xr.DataArray, index: pd.DataFrame,
     """Forecast leads 1..12 from each init month (see the module docstring for the columns).
 
     Only the months the forecasts need are read from ``cube`` (the input windows
-    and, for the residual design, the trailing-climatology history). A missing
-    input month raises a ValueError naming it.
+    and, for the residual design, the years before them that define the
+    anomalies). A missing input month raises a ValueError naming it.
     """
     months = sorted({Month.parse(m) for m in init_months})
     if not months:
@@ -133,7 +133,7 @@ def predict(model: TrainedModel, cube: xr.DataArray, index: pd.DataFrame,
     preset = model.preset
     history = preset.n_timesteps - 1
     if isinstance(preset.design, ResidualDesign):
-        history = max(history, 11) + 12 * (preset.design.detrend_years - 1)
+        history += 12 * preset.design.detrend_years
     data = prepare_data(cube, index, preset.grid, first=months[0] - history, last=months[-1] + 12)
     _check_grid(model, data)
     samples = build_samples(preset, data, model.statistics, months)

@@ -52,9 +52,9 @@ class ResidualDesign:
     """Detrended anomalies in, 12 leads out as a learned correction of damped persistence."""
 
     kind: Literal["residual"] = "residual"
-    #: Trailing window (years) of the per-calendar-month mean removed from inputs and target.
+    #: Anomalies are taken against the same calendar month's mean over this many preceding years.
     detrend_years: int = 20
-    #: Fewest years of history the trailing mean needs; earlier init months are not used.
+    #: Fewest of those years that must hold data; earlier months cannot be used.
     detrend_min_years: int = 10
     #: Channels of the 1x1 convolution that reads the last hidden state.
     head_channels: int = 4
@@ -102,13 +102,8 @@ class Preset:
                              f"{self.hidden_channels} and {self.kernel_sizes}")
         if any(k % 2 == 0 for k in self.kernel_sizes):
             raise ValueError(f"preset {self.name}: kernel sizes must be odd, got {self.kernel_sizes}")
-        if isinstance(self.design, ResidualDesign) and not 1 <= self.n_timesteps <= 12:
-            # Each window month is then the latest occurrence of its calendar month, so the
-            # trailing climatology it is compared with ends at that month (see data.py).
-            raise ValueError(f"preset {self.name}: the residual design needs 1..12 input months, "
-                             f"got {self.n_timesteps}")
-        if self.n_members < 1 or self.batch_size < 1 or self.max_epochs < 1:
-            raise ValueError(f"preset {self.name}: n_members, batch_size and max_epochs must be >= 1")
+        if self.n_members < 1 or self.n_timesteps < 1 or self.batch_size < 1 or self.max_epochs < 1:
+            raise ValueError(f"preset {self.name}: n_members, n_timesteps, batch_size and max_epochs must be >= 1")
 
     def replace(self, **changes: Any) -> "Preset":
         """A copy with some fields changed (e.g. fewer epochs for a quick run)."""

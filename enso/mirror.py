@@ -1,0 +1,452 @@
+"""A local data mirror: the providers' files written from the synthetic climate, served on 127.0.0.1.
+
+:func:`write_mirror` lays out a folder as the providers do: COBE-SST GRIB1 in
+the Tokyo Climate Center's decade folders, ERSST netCDF files, CPC's monthly
+Niño 3.4 table. :class:`MirrorServer` serves such a folder over real HTTP, with
+faults that tests and the demo switch on while it runs (error statuses, slow
+answers, bodies cut short, wrong content, an unreachable server) and a log of
+the requests it saw. Point the settings at it with
+:meth:`MirrorServer.settings_overrides`.
+
+Command line::
+
+    python -m enso.mirror write ROOT --start 1891-01 --end 2020-12 [--seed N] [--ersst] [--progress]
+    python -m enso.mirror serve ROOT [--port P]
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import fnmatch
+import html
+import mimetypes
+import os
+import shutil
+import sys
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable, Iterable, NamedTuple, Sequence
+
+from tqdm import tqdm
+
+from enso.months import Month, iter_months
+from enso.sources import cobe, ersst
+from enso.sources.index import format_cpc_monthly
+from enso.synthetic import synthetic_climate
+
+COBE_DIR = "cobe"
+ERSST_DIR = "ersst"
+#: Where CPC's monthly table lies below the mirror root (the same file name as CPC's).
+INDEX_FILE = "index/ersst5.nino.mth.91-20.ascii"
+SST_SOURCES = ("cobe", "ersst")
+FAULT_KINDS = ("status", "delay", "truncate", "body")
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+@dataclass(frozen=True)
+class MirrorManifest:
+    """What :func:`write_mirror` produced: the files (absolute paths) and how many changed."""
+
+    root: Path
+    start: Month
+    end: Month
+    seed: int
+    cobe_files: tuple[Path, ...]
+    ersst_files: tuple[Path, ...]
+    index_file: Path | None
+    written: int
+    unchanged: int
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        return self.cobe_files + self.ersst_files + ((self.index_file,) if self.index_file else ())
+
+
+def cobe_path(month: Month) -> str:
+    """Path of a month's COBE-SST file below the mirror root (the provider's own layout)."""
+    return f"{COBE_DIR}/{cobe.cobe_url(month, '').lstrip('/')}"
+
+
+def ersst_path(month: Month, template: str = ersst.DEFAULT_TEMPLATE) -> str:
+    """Path of a month's ERSST file below the mirror root."""
+    return f"{ERSST_DIR}/{ersst.ersst_url(month, '', template).lstrip('/')}"
+
+
+def write_mirror(root: str | Path, start: Month | str, end: Month | str, seed: int = 0, *,
+                 sst_sources: Sequence[str] = ("cobe",), index: bool = True,
+                 ersst_template: str = ersst.DEFAULT_TEMPLATE, progress: bool = False) -> MirrorManifest:
+    """Write the synthetic climate of ``start``..``end`` as the providers publish it.
+
+    * ``cobe``: ``root/cobe/<decade>/sst<YYYYMM>.grb`` (1° GRIB1), from 1891-01
+      only, as the provider;
+    * ``ersst``: ``root/ersst/ersst.v5.<YYYYMM>.nc`` (2° netCDF);
+    * ``index``: ``root/index/ersst5.nino.mth.91-20.ascii``, the Niño 3.4 of the
+      1° fields with anomalies against the synthetic 1991-2020 climatology.
+
+    Rerunning is cheap and safe: each file is written beside its destination,
+    kept if it differs from what is there and moved in place atomically, else
+    discarded (``unchanged`` counts those).
+    """
+    root = Path(root)
+    start, end = Month.parse(start), Month.parse(end)
+    if end < start:
+        raise ValueError(f"mirror range {start}..{end} is empty: the end comes before the start")
+    unknown = sorted(set(sst_sources) - set(SST_SOURCES))
+    if unknown:
+        raise ValueError(f"unknown SST source(s) {unknown}; choose from {', '.join(SST_SOURCES)}")
+    counts = {True: 0, False: 0}
+    files: dict[str, list[Path]] = {"cobe": [], "ersst": []}
+    first_cobe = Month.of(cobe.FIRST_YEAR, 1)
+    jobs: list[tuple[str, Month, Path, Callable]] = []
+    for month in iter_months(start, end):
+        if "cobe" in sst_sources and month >= first_cobe:
+            jobs.append(("cobe", month, root / cobe_path(month), cobe.write_cobe_grib))
+        if "ersst" in sst_sources:
+            jobs.append(("ersst", month, root / ersst_path(month, ersst_template), ersst.write_ersst_netcdf))
+    climates = {"cobe": synthetic_climate(seed, 1.0), "ersst": synthetic_climate(seed, 2.0)}
+    for source, month, path, writer in tqdm(jobs, desc="mirror", unit="file", disable=not progress):
+        grid = climates[source].grid(month)
+        counts[_replace_if_changed(path, lambda tmp: writer(grid, tmp))] += 1
+        files[source].append(path)
+    index_file = None
+    if index:
+        index_file = root / INDEX_FILE
+        text = format_cpc_monthly(climates["cobe"].index_table(start, end))
+        counts[_replace_if_changed(index_file, lambda tmp: tmp.write_text(text, encoding="ascii"))] += 1
+    return MirrorManifest(root=root, start=start, end=end, seed=seed, cobe_files=tuple(files["cobe"]),
+                          ersst_files=tuple(files["ersst"]), index_file=index_file,
+                          written=counts[True], unchanged=counts[False])
+
+
+def _replace_if_changed(path: Path, write: Callable[[Path], None]) -> bool:
+    """Write via ``write(tmp)`` beside ``path``; move it in place if the content differs. True if it did.
+
+    The temporary file has the destination's name (in a private folder beside
+    it), since writers may record their file name inside the file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.parent / f".writing-{os.getpid()}-{threading.get_ident()}"
+    scratch.mkdir(exist_ok=True)
+    tmp = scratch / path.name
+    try:
+        write(tmp)
+        if path.is_file() and filecmp.cmp(tmp, path, shallow=False):
+            return False
+        os.replace(tmp, path)
+        return True
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- faults
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected misbehaviour: ``status:<code>``, ``delay:<seconds>``, ``truncate:<nbytes>`` or ``body:<text>``."""
+
+    kind: str
+    value: int | float | bytes
+
+    @classmethod
+    def parse(cls, spec: str) -> "Fault":
+        kind, sep, argument = spec.partition(":")
+        if kind not in FAULT_KINDS or not sep:
+            raise ValueError(f"fault {spec!r}: expected one of {', '.join(k + ':<value>' for k in FAULT_KINDS)}")
+        try:
+            if kind == "status":
+                code = int(argument)
+                if not 100 <= code <= 599:
+                    raise ValueError(f"{code} is not an HTTP status")
+                return cls(kind, code)
+            if kind == "delay":
+                return cls(kind, float(argument))
+            if kind == "truncate":
+                return cls(kind, int(argument))
+        except ValueError as exc:
+            raise ValueError(f"fault {spec!r}: {exc}") from exc
+        return cls(kind, argument.encode("utf-8"))
+
+    def __str__(self) -> str:
+        value = self.value.decode("utf-8", "replace") if isinstance(self.value, bytes) else self.value
+        return f"{self.kind}:{value}"
+
+
+@dataclass
+class _Planned:
+    pattern: str
+    fault: Fault
+    remaining: int | None
+
+
+class FaultPlan:
+    """Faults per path pattern (fnmatch), consumed in the order they were added. Thread-safe.
+
+    A pattern matches the request path with or without its leading slash, so
+    ``"*/sst202012.grb"`` and ``"cobe/*"`` both work.
+    """
+
+    def __init__(self) -> None:
+        self._planned: list[_Planned] = []
+        self._lock = threading.Lock()
+
+    def add(self, pattern: str, fault: str | Fault, times: int | None = 1) -> None:
+        """Answer the next ``times`` matching requests (every one if None) with ``fault``."""
+        if times is not None and times < 1:
+            raise ValueError(f"times must be at least 1 (or None for always), got {times}")
+        planned = _Planned(pattern, fault if isinstance(fault, Fault) else Fault.parse(fault), times)
+        with self._lock:
+            self._planned.append(planned)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._planned.clear()
+
+    def pending(self) -> list[tuple[str, str, int | None]]:
+        """(pattern, fault, remaining uses) of the faults not yet consumed."""
+        with self._lock:
+            return [(p.pattern, str(p.fault), p.remaining) for p in self._planned]
+
+    def take(self, path: str) -> Fault | None:
+        """The fault for this request path, consuming one use; None when none applies."""
+        with self._lock:
+            for planned in self._planned:
+                if fnmatch.fnmatchcase(path, planned.pattern) or fnmatch.fnmatchcase(path.lstrip("/"),
+                                                                                      planned.pattern):
+                    if planned.remaining is not None:
+                        planned.remaining -= 1
+                        if planned.remaining == 0:
+                            self._planned.remove(planned)
+                    return planned.fault
+        return None
+
+
+# ----------------------------------------------------------------------------- serving
+
+
+class RequestRecord(NamedTuple):
+    """One request the mirror answered: method, path, status sent, and the fault applied (if any)."""
+
+    method: str
+    path: str
+    status: int
+    fault: str | None
+
+
+class MirrorServer(ThreadingHTTPServer):
+    """An HTTP server on 127.0.0.1 (ephemeral port by default) serving the files below ``root``.
+
+    Use as a context manager (``with MirrorServer(root) as srv: srv.url``) or
+    call :meth:`start` / :meth:`stop`. Missing files answer 404, folders a plain
+    listing; HEAD and Content-Length are supported. ``faults`` injects
+    misbehaviour per path; ``down = True`` drops every connection without an
+    answer (an unreachable mirror). ``requests`` lists the paths asked for and
+    ``request_log`` the full :class:`RequestRecord` of each answered request.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, root: str | Path, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"mirror root {self.root} is not a folder")
+        self.faults = FaultPlan()
+        self.down = False
+        self.request_log: list[RequestRecord] = []
+        self._log_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        super().__init__((host, port), _MirrorHandler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def cobe_base_url(self) -> str:
+        return f"{self.url}/{COBE_DIR}"
+
+    @property
+    def ersst_base_url(self) -> str:
+        return f"{self.url}/{ERSST_DIR}"
+
+    @property
+    def index_url(self) -> str:
+        return f"{self.url}/{INDEX_FILE}"
+
+    @property
+    def requests(self) -> list[str]:
+        """Paths of the requests answered so far, in order."""
+        with self._log_lock:
+            return [record.path for record in self.request_log]
+
+    def settings_overrides(self) -> dict[str, str]:
+        """Settings fields that point the system at this mirror (for ``load_settings(**...)``)."""
+        return {"cobe_base_url": self.cobe_base_url, "ersst_base_url": self.ersst_base_url,
+                "index_url": self.index_url, "index_format": "cpc-monthly"}
+
+    def clear_log(self) -> None:
+        with self._log_lock:
+            self.request_log.clear()
+
+    def start(self) -> "MirrorServer":
+        """Serve in a background (daemon) thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name=f"mirror {self.url}", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket (requests still sleeping in a delay are abandoned)."""
+        if self._thread is not None:
+            self.shutdown()
+            self._thread.join()
+            self._thread = None
+        self.server_close()
+
+    def __enter__(self) -> "MirrorServer":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Clients that hang up (timeouts, cut connections) are expected here; anything else is reported."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+    def record(self, record: RequestRecord) -> None:
+        with self._log_lock:
+            self.request_log.append(record)
+
+    def resolve(self, path: str) -> Path | None:
+        """The file or folder below ``root`` that a URL path names; None if missing or outside root."""
+        candidate = (self.root / path.lstrip("/")).resolve()
+        if candidate != self.root and self.root not in candidate.parents:
+            return None
+        return candidate if candidate.exists() else None
+
+
+class _MirrorHandler(BaseHTTPRequestHandler):
+    """Answers GET and HEAD from the mirror's files, applying the server's faults."""
+
+    server: MirrorServer
+    protocol_version = "HTTP/1.1"
+
+    def handle_one_request(self) -> None:
+        if self.server.down:
+            self.close_connection = True
+            return
+        super().handle_one_request()
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server naming)
+        self._answer(with_body=True)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._answer(with_body=False)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        """Quiet: the server's request log replaces stderr lines."""
+
+    def _answer(self, *, with_body: bool) -> None:
+        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+        fault = self.server.faults.take(path)
+        if fault is not None and fault.kind == "delay":
+            time.sleep(float(fault.value))
+        if fault is not None and fault.kind == "status":
+            status = int(fault.value)
+            body = f"{status} injected fault for {path}\n".encode()
+        else:
+            status, body = self._content(path)
+            if fault is not None and fault.kind == "body" and status == HTTPStatus.OK:
+                body = bytes(fault.value)  # type: ignore[arg-type]
+        self.server.record(RequestRecord(self.command, path, status, str(fault) if fault else None))
+        self.send_response(status)
+        self.send_header("Content-Type", _content_type(path, status))
+        self.send_header("Content-Length", str(len(body)))
+        if fault is not None and fault.kind == "truncate":
+            body = body[:int(fault.value)]
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if with_body:
+            self.wfile.write(body)
+
+    def _content(self, path: str) -> tuple[int, bytes]:
+        found = self.server.resolve(path)
+        if found is None:
+            return HTTPStatus.NOT_FOUND, f"404 {path} is not on this mirror\n".encode()
+        if found.is_dir():
+            return HTTPStatus.OK, _listing(path, sorted(found.iterdir()))
+        return HTTPStatus.OK, found.read_bytes()
+
+
+def _content_type(path: str, status: int) -> str:
+    if status != HTTPStatus.OK:
+        return "text/plain; charset=utf-8"
+    if path.endswith("/") or "." not in path.rsplit("/", 1)[-1]:
+        return "text/html; charset=utf-8"
+    if path.endswith((".ascii", ".txt", ".data")):
+        return "text/plain; charset=utf-8"
+    return mimetypes.guess_type(path)[0] or "application/octet-stream"
+
+
+def _listing(path: str, entries: Iterable[Path]) -> bytes:
+    """A plain HTML folder index, as web servers generate (clients discover file names from it)."""
+    base = path if path.endswith("/") else path + "/"
+    links = "".join(f'<a href="{html.escape(base + e.name + ("/" if e.is_dir() else ""))}">'
+                    f"{html.escape(e.name)}</a>\n" for e in entries if not e.name.startswith("."))
+    return f"<html><body><h1>Index of {html.escape(path)}</h1>\n{links}</body></html>\n".encode()
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m enso.mirror", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    write = commands.add_parser("write", help="write the synthetic climate's files below ROOT")
+    write.add_argument("root", type=Path)
+    write.add_argument("--start", required=True, type=Month.parse, help="first month, YYYY-MM")
+    write.add_argument("--end", required=True, type=Month.parse, help="last month, YYYY-MM")
+    write.add_argument("--seed", type=int, default=0)
+    write.add_argument("--ersst", action="store_true", help="also write ERSST netCDF files (2°)")
+    write.add_argument("--no-cobe", action="store_true", help="write no COBE-SST GRIB files")
+    write.add_argument("--no-index", action="store_true", help="write no Niño 3.4 index file")
+    write.add_argument("--progress", action="store_true", help="show a progress bar")
+    serve = commands.add_parser("serve", help="serve ROOT over HTTP until interrupted")
+    serve.add_argument("root", type=Path)
+    serve.add_argument("--port", type=int, default=0, help="port (default: any free one)")
+    serve.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args(argv)
+
+    if args.command == "write":
+        sources = [s for s, on in (("cobe", not args.no_cobe), ("ersst", args.ersst)) if on]
+        manifest = write_mirror(args.root, args.start, args.end, args.seed, sst_sources=sources,
+                                index=not args.no_index, progress=args.progress)
+        print(f"{len(manifest.files)} files below {manifest.root}: {manifest.written} written, "
+              f"{manifest.unchanged} unchanged")
+        return 0
+    with MirrorServer(args.root, port=args.port, host=args.host) as server:
+        print(f"serving {server.root} at {server.url}; settings:")
+        for name, value in server.settings_overrides().items():
+            print(f"  ENSO_{name.upper()}={value}")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

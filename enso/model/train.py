@@ -1,0 +1,293 @@
+"""Training: seeded, resumable, early-stopped on a validation period, an ensemble of members.
+
+Periods are set by init month: training uses inits up to ``train_end`` and only
+targets up to ``train_end``; validation (early stopping, model selection,
+calibration of phase probabilities, reported scores) uses inits in
+``train_end < month <= valid_end`` and only targets up to ``valid_end``. Data after
+``valid_end`` is cut off before anything else happens, so the test period stays
+unseen.
+
+Each member is trained with its own seed (derived from ``seed``) and writes a
+checkpoint after every epoch (weights, optimiser, random number generator
+states, early-stopping state) into ``checkpoint_dir``; a later call with the
+same arguments resumes there and ends with the same weights as an uninterrupted
+run (bit for bit on CPU). On CUDA the forward passes run under bf16 autocast.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+import xarray as xr
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from enso import verify
+from enso.model.data import (ModelData, SampleTensors, Samples, build_samples, encode_field, fit_damping,
+                             fit_statistics, prepare_data)
+from enso.model.phases import calibrate_sigma
+from enso.model.predict import CaseForecasts, forecast_cases, resolve_device
+from enso.model.presets import FORECAST_LEADS, KeydanaDesign, Preset, ResidualDesign, get_preset
+from enso.model.trained import TrainedModel, build_network
+from enso.months import Month
+
+__all__ = ["TrainedModel", "train"]
+
+
+def train(preset: Preset | str, cube: xr.DataArray, index: pd.DataFrame, *, train_end: Month | str,
+          valid_end: Month | str, device: str | torch.device = "auto", seed: int = 0,
+          checkpoint_dir: str | Path | None = None, progress: bool = True,
+          max_epochs: int | None = None) -> TrainedModel:
+    """Train the preset's ensemble on ``cube`` (SST) and ``index`` (Niño 3.4 table).
+
+    ``max_epochs`` overrides the preset's epoch limit (total epochs, counting
+    those already in a checkpoint). Returns the model with its validation scores.
+    """
+    preset = get_preset(preset)
+    train_end, valid_end = Month.parse(train_end), Month.parse(valid_end)
+    if valid_end <= train_end:
+        raise ValueError(f"valid_end {valid_end} must come after train_end {train_end}")
+    device = resolve_device(device)
+    data = prepare_data(cube, index, preset.grid, last=valid_end)
+    stats = fit_statistics(preset, data, train_end)
+    everything = build_samples(preset, data, stats)
+    train_rows, valid_rows = data.row(train_end), data.row(valid_end)
+    train_set = everything.subset(everything.init_rows <= train_rows).until(train_rows).trainable(preset.design)
+    valid_set = everything.subset(everything.init_rows > train_rows).until(valid_rows).trainable(preset.design)
+    for name, part, last in (("training", train_set, train_end), ("validation", valid_set, valid_end)):
+        if len(part) == 0:
+            raise ValueError(f"no {name} sample with inputs and a target up to {last} "
+                             f"(data {data.first_month}..{data.last_month}, preset {preset.name})")
+    if isinstance(preset.design, ResidualDesign):
+        stats["damping"] = fit_damping(train_set)
+
+    field = encode_field(preset, data, stats)
+    train_t = SampleTensors(preset, field, stats, data, train_set, device)
+    valid_t = SampleTensors(preset, field, stats, data, valid_set, device)
+    fingerprint = data.fingerprint()
+    run_key = _run_key(preset, seed, fingerprint, train_end, valid_end)
+    epochs = max_epochs if max_epochs is not None else preset.max_epochs
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+
+    states, history = [], []
+    for member in range(preset.n_members):
+        checkpoint = folder / f"member-{member}.pt" if folder is not None else None
+        state, member_history = _fit_member(preset, stats, train_t, valid_t, member=member, seed=seed,
+                                            epochs=epochs, checkpoint=checkpoint, run_key=run_key,
+                                            progress=progress)
+        states.append(state)
+        history.append(member_history)
+
+    model = TrainedModel(
+        preset=preset, member_states=states, statistics=stats,
+        data_window=_data_window(preset, data, train_set, valid_set, train_end, valid_end),
+        validation={}, data_fingerprint=fingerprint, seed=seed, history=history,
+    )
+    cases = forecast_cases(model, data, valid_set, device)
+    if isinstance(preset.design, ResidualDesign):
+        oni_known = valid_set.phase >= 0
+        stats["oni_error_sd"] = calibrate_sigma(cases.oni, _observed(data, valid_set, data.oni, oni_known))
+    anomaly_known = np.isfinite(valid_set.target)
+    model.validation = _validation_scores(cases, _observed(data, valid_set, data.anomaly, anomaly_known),
+                                          valid_set, data)
+    return model
+
+
+def _observed(data: ModelData, samples: Samples, values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """(n, 12) observed ``values`` at each target month, NaN where not ``known`` (e.g. after the period)."""
+    rows = samples.init_rows[:, None] + np.asarray(FORECAST_LEADS)[None, :]
+    return np.where(known, values[np.clip(rows, 0, data.n_rows - 1)], np.nan)
+
+
+def _validation_scores(cases: CaseForecasts, observed: np.ndarray, samples: Samples,
+                       data: ModelData) -> dict[str, Any]:
+    scores = [(verify.acc(cases.anomaly[:, k], observed[:, k]), verify.rmse(cases.anomaly[:, k], observed[:, k]))
+              for k in range(len(FORECAST_LEADS))]
+    return {
+        "lead": list(FORECAST_LEADS),
+        "acc": [a.value for a, _ in scores],
+        "rmse": [r.value for _, r in scores],
+        "n": [a.n for a, _ in scores],
+        "first_init": str(data.month(int(samples.init_rows[0]))),
+        "last_init": str(data.month(int(samples.init_rows[-1]))),
+    }
+
+
+def _data_window(preset: Preset, data: ModelData, train_set: Samples, valid_set: Samples,
+                 train_end: Month, valid_end: Month) -> dict[str, Any]:
+    first_init = data.month(int(train_set.init_rows[0]))
+    return {
+        "first_input_month": str(first_init - (preset.n_timesteps - 1)),
+        "train_first_init": str(first_init),
+        "train_last_init": str(data.month(int(train_set.init_rows[-1]))),
+        "train_end": str(train_end),
+        "valid_first_init": str(data.month(int(valid_set.init_rows[0]))),
+        "valid_last_init": str(data.month(int(valid_set.init_rows[-1]))),
+        "valid_end": str(valid_end),
+        "n_train": len(train_set),
+        "n_valid": len(valid_set),
+    }
+
+
+def _run_key(preset: Preset, seed: int, fingerprint: str, train_end: Month, valid_end: Month) -> str:
+    """Identifies a training run, so a checkpoint is only resumed by the run that wrote it."""
+    text = json.dumps({"preset": preset.to_dict(), "seed": seed, "data": fingerprint,
+                       "train_end": str(train_end), "valid_end": str(valid_end)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _member_seed(seed: int, member: int) -> int:
+    return seed * 1_000 + member
+
+
+def _optimizer(preset: Preset, net: nn.Module) -> torch.optim.Optimizer:
+    skip = set(getattr(net, "no_weight_decay", ()))
+    decayed = [p for n, p in net.named_parameters() if n not in skip]
+    undecayed = [p for n, p in net.named_parameters() if n in skip]
+    groups = [{"params": decayed, "weight_decay": preset.weight_decay}]
+    if undecayed:
+        groups.append({"params": undecayed, "weight_decay": 0.0})
+    optimizer_class = torch.optim.AdamW if preset.optimizer == "adamw" else torch.optim.Adam
+    return optimizer_class(groups, lr=preset.learning_rate)
+
+
+def _loss(preset: Preset, net: nn.Module, data: SampleTensors, idx: Tensor, *, training: bool,
+          generator: torch.Generator | None = None) -> Tensor:
+    """The design's loss on the cases ``idx`` (forward under bf16 autocast on CUDA, loss in float32)."""
+    design = preset.design
+    noise = design.input_noise if training and isinstance(design, ResidualDesign) else 0.0
+    x = data.inputs(idx, noise, generator)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=data.device.type == "cuda"):
+        if isinstance(design, KeydanaDesign):
+            grid, index, logits = net(x)
+        else:
+            forecast = net(x, data.persistence[idx], data.init_calendar[idx])
+    if isinstance(design, KeydanaDesign):
+        # The reference's grid loss: land was set to 0, and every cell whose target is 0 is skipped.
+        target_grid = data.field[data.grid_target[idx]]
+        cells = target_grid != 0
+        grid_loss = F.mse_loss(grid.float()[cells], target_grid[cells])
+        index_loss = F.mse_loss(index.float(), data.target[idx, 0])
+        phase = data.phase[idx, 0]
+        phase_loss = (F.cross_entropy(logits.float(), phase, ignore_index=-1) if (phase >= 0).any()
+                      else grid_loss.new_zeros(()))
+        w_grid, w_index, w_phase = design.loss_weights
+        return w_grid * grid_loss + w_index * index_loss + w_phase * phase_loss
+    target = data.target[idx]
+    known = torch.isfinite(target)
+    return F.mse_loss(forecast.float()[known], target[known])
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> list[Tensor]:
+    """A shuffled split into batches; a last batch of one case joins the previous one (batch norm needs two)."""
+    order = torch.randperm(n, generator=generator, device=device)
+    batches = list(torch.split(order, batch_size))
+    if len(batches) > 1 and batches[-1].numel() == 1:
+        batches[-2:] = [torch.cat(batches[-2:])]
+    return batches
+
+
+@torch.no_grad()
+def _evaluate(preset: Preset, net: nn.Module, data: SampleTensors, batch_size: int = 256) -> float:
+    net.eval()
+    total = 0.0
+    for start in range(0, len(data), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(data)), device=data.device)
+        total += float(_loss(preset, net, data, idx, training=False)) * idx.numel()
+    return total / len(data)
+
+
+def _fit_member(preset: Preset, stats: dict[str, np.ndarray], train_t: SampleTensors, valid_t: SampleTensors,
+                *, member: int, seed: int, epochs: int, checkpoint: Path | None, run_key: str,
+                progress: bool) -> tuple[dict[str, Tensor], list[dict[str, float]]]:
+    """Train one ensemble member (resuming from its checkpoint); return its selected weights and history."""
+    device = train_t.device
+    member_seed = _member_seed(seed, member)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(member_seed)
+        net = build_network(preset, stats).to(device)
+        optimizer = _optimizer(preset, net)
+        generator = torch.Generator(device=device).manual_seed(member_seed)
+        progress_state: dict[str, Any] = {"epoch": 0, "best_loss": math.inf, "best_state": None,
+                                          "bad_epochs": 0, "stopped": False, "history": []}
+        if checkpoint is not None and checkpoint.exists():
+            progress_state = _resume(checkpoint, run_key, net, optimizer, generator, device)
+        bar = tqdm(total=epochs, initial=min(progress_state["epoch"], epochs), disable=not progress,
+                   desc=f"{preset.name} member {member + 1}/{preset.n_members}", unit="epoch")
+        while progress_state["epoch"] < epochs and not progress_state["stopped"]:
+            net.train()
+            total = 0.0
+            for idx in _batches(len(train_t), preset.batch_size, generator, device):
+                loss = _loss(preset, net, train_t, idx, training=True, generator=generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * idx.numel()
+            train_loss, valid_loss = total / len(train_t), _evaluate(preset, net, valid_t)
+            _record_epoch(progress_state, net, preset, train_loss, valid_loss)
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, run_key, net, optimizer, generator, device, progress_state)
+            bar.update(1)
+            bar.set_postfix(train=f"{train_loss:.4f}", valid=f"{valid_loss:.4f}")
+        bar.close()
+    keep_best = preset.patience is not None and progress_state["best_state"] is not None
+    final = progress_state["best_state"] if keep_best else net.state_dict()
+    return {k: v.detach().cpu().clone() for k, v in final.items()}, progress_state["history"]
+
+
+def _record_epoch(state: dict[str, Any], net: nn.Module, preset: Preset, train_loss: float,
+                  valid_loss: float) -> None:
+    """Advance the epoch count, history and early-stopping state (model selection on validation loss)."""
+    state["epoch"] += 1
+    state["history"].append({"epoch": state["epoch"], "train_loss": train_loss, "valid_loss": valid_loss})
+    if valid_loss < state["best_loss"]:
+        state["best_loss"], state["bad_epochs"] = valid_loss, 0
+        state["best_state"] = copy.deepcopy({k: v.detach().cpu() for k, v in net.state_dict().items()})
+    else:
+        state["bad_epochs"] += 1
+    state["stopped"] = preset.patience is not None and state["bad_epochs"] >= preset.patience
+
+
+def _save_checkpoint(path: Path, run_key: str, net: nn.Module, optimizer: torch.optim.Optimizer,
+                     generator: torch.Generator, device: torch.device, state: dict[str, Any]) -> None:
+    """Write atomically: a temporary file beside the checkpoint, then os.replace."""
+    content = {
+        "run_key": run_key,
+        "net": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),
+        "cpu_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        **state,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(content, tmp)
+    os.replace(tmp, path)
+
+
+def _resume(path: Path, run_key: str, net: nn.Module, optimizer: torch.optim.Optimizer,
+            generator: torch.Generator, device: torch.device) -> dict[str, Any]:
+    """Restore a member from its checkpoint; refuse one written by another run."""
+    content = torch.load(path, map_location=device, weights_only=True)
+    if content.get("run_key") != run_key:
+        raise ValueError(f"checkpoint {path} belongs to another training run (other preset, seed, data or "
+                         f"periods); use another checkpoint_dir or delete it")
+    net.load_state_dict(content["net"])
+    optimizer.load_state_dict(content["optimizer"])
+    generator.set_state(content["generator"].cpu())
+    torch.set_rng_state(content["cpu_rng"].cpu())
+    if content["cuda_rng"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(content["cuda_rng"].cpu(), device)
+    return {k: content[k] for k in ("epoch", "best_loss", "best_state", "bad_epochs", "stopped", "history")}
