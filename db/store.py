@@ -209,10 +209,10 @@ def load_index(engine: Engine | Connection) -> pd.DataFrame:
             "nino34": np.array([r.nino34 for r in rows], dtype=float),
             "anomaly": np.array([r.anomaly for r in rows], dtype=float),
             "oni": np.array([r.oni for r in rows], dtype=float),
-            "phase": pd.Series([r.phase for r in rows], dtype=object).to_numpy(),
         },
         index=idx,
     )
+    frame["phase"] = pd.Series([r.phase for r in rows], index=idx, dtype=object)
     frame.attrs["source"] = rows[0].source if rows else None
     return frame
 

@@ -6,11 +6,12 @@ library functions take plain arguments so tests never need the environment.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IndexFormat = Literal["cpc-monthly", "mcnoldy", "cpc-oni", "psl"]
 SstSource = Literal["cobe", "ersst"]
@@ -54,7 +55,24 @@ class Settings(BaseSettings):
     smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
     smtp_timeout: float = 30.0
     report_from: str = "enso-forecast@localhost"
-    report_to: list[str] = Field(default_factory=list)
+    report_to: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Report recipients: a JSON list or comma-separated addresses.",
+    )
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _split_recipients(cls, value: object) -> object:
+        """Accept ``["a@x", "b@y"]`` (JSON) or ``a@x, b@y`` from the environment, or a list."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"ENSO_REPORT_TO is not a valid JSON list: {error}") from None
+        return [part.strip() for part in text.split(",") if part.strip()]
 
     def resolved_database_url(self) -> str:
         """The configured URL, or the embedded SQLite default under ``data_dir``."""

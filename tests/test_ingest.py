@@ -49,7 +49,7 @@ def _data_snapshot(engine) -> dict:
         grids = conn.execute(select(SstGrid.source, SstGrid.month, SstGrid.sha256, SstGrid.revision,
                                     SstGrid.updated_at).order_by(SstGrid.month)).all()
     index = store.load_index(engine)
-    return {"grids": [tuple(r) for r in grids], "index": index.to_dict()}
+    return {"grids": [tuple(r) for r in grids], "index": index.to_json()}
 
 
 def _last_log(engine) -> IngestLog:
