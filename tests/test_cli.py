@@ -1,0 +1,92 @@
+"""The `enso` command as a user runs it: db upgrade, backfill killed and resumed, ingest, status."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from db.engine import make_engine
+from db.schema import SstGrid
+from enso.mirror import MirrorServer, write_mirror
+from enso.months import Month
+
+START, END = Month.of(2015, 1), Month.of(2016, 12)
+
+
+@pytest.fixture(scope="module")
+def mirror_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli-mirror")
+    write_mirror(root, Month.of(1991, 1), END, seed=3)
+    return root
+
+
+def _env(store_url: str, srv: MirrorServer, tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "ENSO_DATABASE_URL": store_url, "ENSO_COBE_BASE_URL": srv.cobe_base_url,
+            "ENSO_INDEX_URL": srv.index_url, "ENSO_DATA_DIR": str(tmp_path / "var"), "ENSO_HTTP_RETRIES": "1",
+            "ENSO_HTTP_BACKOFF": "0.01", "ENSO_HTTP_TIMEOUT": "5", "PYTHONUNBUFFERED": "1"}
+
+
+def _enso(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"enso {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def _grid_rows(url: str) -> tuple[int, int]:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        n = conn.execute(select(func.count()).select_from(SstGrid)).scalar_one()
+        distinct = conn.execute(select(func.count(func.distinct(SstGrid.month)))).scalar_one()
+    engine.dispose()
+    return n, distinct
+
+
+def test_backfill_killed_midway_then_rerun_completes_without_duplicates(store_url, mirror_root, tmp_path) -> None:
+    with MirrorServer(mirror_root) as srv:
+        env = _env(store_url, srv, tmp_path)
+        _enso(env, "db", "upgrade")
+        srv.faults.add("*.grb", "delay:0.15", times=10_000)  # slow mirror, so the kill lands mid-way
+        proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "backfill", "--start", str(START), "--end",
+                                 str(END), "--workers", "2", "--no-index"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while _grid_rows(store_url)[0] < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        partial, _ = _grid_rows(store_url)
+        assert 4 <= partial < 24, "the kill should land mid-way"
+        srv.faults.clear()
+        rerun = _enso(env, "backfill", "--start", str(START), "--end", str(END), "--workers", "2", "--quiet")
+        n, distinct = _grid_rows(store_url)
+        assert n == distinct == 24
+        assert "stored" in rerun.stdout and "unchanged" in rerun.stdout
+        assert "100%" in rerun.stderr or "months/s" in rerun.stdout
+        status = _enso(env, "status").stdout
+        assert "24 months" in status and "2015-01..2016-12" in status and "no gaps" in status
+        assert "2016-12" in status  # the index file's last month
+
+
+def test_ingest_of_an_unpublished_month_exits_75(store_url, mirror_root, tmp_path) -> None:
+    with MirrorServer(mirror_root) as srv:
+        env = _env(store_url, srv, tmp_path)
+        _enso(env, "db", "upgrade")
+        proc = _enso(env, "ingest", "--month", str(END + 1), "--no-index", check=False)
+        assert proc.returncode == 75, proc.stderr
+        assert "not_published" in proc.stdout and str(END + 1) in proc.stdout
+
+
+def test_a_store_without_schema_says_to_upgrade(tmp_path, mirror_root) -> None:
+    with MirrorServer(mirror_root) as srv:
+        env = _env(f"sqlite:///{tmp_path / 'fresh.sqlite'}", srv, tmp_path)
+        proc = _enso(env, "status", check=False)
+        assert proc.returncode == 2 and "enso db upgrade" in proc.stderr
