@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -44,7 +44,9 @@ COBE_DIR = "cobe"
 ERSST_DIR = "ersst"
 #: Where CPC's monthly table lies below the mirror root (the same file name as CPC's).
 INDEX_FILE = "index/ersst5.nino.mth.91-20.ascii"
-SST_SOURCES = ("cobe", "ersst")
+#: Grid spacing of each SST source the mirror can write (the generator's 2° grid is ERSST's).
+SOURCE_RESOLUTION_DEG = {"cobe": 1.0, "ersst": 2.0}
+SST_SOURCES = tuple(SOURCE_RESOLUTION_DEG)
 FAULT_KINDS = ("status", "delay", "truncate", "body")
 
 
@@ -111,15 +113,14 @@ def write_mirror(root: str | Path, start: Month | str, end: Month | str, seed: i
             jobs.append(("cobe", month, root / cobe_path(month), cobe.write_cobe_grib))
         if "ersst" in sst_sources:
             jobs.append(("ersst", month, root / ersst_path(month, ersst_template), ersst.write_ersst_netcdf))
-    climates = {"cobe": synthetic_climate(seed, 1.0), "ersst": synthetic_climate(seed, 2.0)}
     for source, month, path, writer in tqdm(jobs, desc="mirror", unit="file", disable=not progress):
-        grid = climates[source].grid(month)
+        grid = synthetic_climate(seed, SOURCE_RESOLUTION_DEG[source]).grid(month)
         counts[_replace_if_changed(path, lambda tmp: writer(grid, tmp))] += 1
         files[source].append(path)
     index_file = None
     if index:
         index_file = root / INDEX_FILE
-        text = format_cpc_monthly(climates["cobe"].index_table(start, end))
+        text = format_cpc_monthly(synthetic_climate(seed, SOURCE_RESOLUTION_DEG["cobe"]).index_table(start, end))
         counts[_replace_if_changed(index_file, lambda tmp: tmp.write_text(text, encoding="ascii"))] += 1
     return MirrorManifest(root=root, start=start, end=end, seed=seed, cobe_files=tuple(files["cobe"]),
                           ersst_files=tuple(files["ersst"]), index_file=index_file,
@@ -358,10 +359,11 @@ class _MirrorHandler(BaseHTTPRequestHandler):
         """Quiet: the server's request log replaces stderr lines."""
 
     def _answer(self, *, with_body: bool) -> None:
+        if self.server.down:  # went down while this kept-alive connection waited for the request
+            self.close_connection = True
+            return
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
         fault = self.server.faults.take(path)
-        if fault is not None and fault.kind == "delay":
-            time.sleep(float(fault.value))
         if fault is not None and fault.kind == "status":
             status = int(fault.value)
             body = f"{status} injected fault for {path}\n".encode()
@@ -370,6 +372,8 @@ class _MirrorHandler(BaseHTTPRequestHandler):
             if fault is not None and fault.kind == "body" and status == HTTPStatus.OK:
                 body = bytes(fault.value)  # type: ignore[arg-type]
         self.server.record(RequestRecord(self.command, path, status, str(fault) if fault else None))
+        if fault is not None and fault.kind == "delay":
+            time.sleep(float(fault.value))
         self.send_response(status)
         self.send_header("Content-Type", _content_type(path, status))
         self.send_header("Content-Length", str(len(body)))
@@ -437,9 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{manifest.unchanged} unchanged")
         return 0
     with MirrorServer(args.root, port=args.port, host=args.host) as server:
-        print(f"serving {server.root} at {server.url}; settings:")
+        print(f"serving {server.root} at {server.url}; settings:", flush=True)
         for name, value in server.settings_overrides().items():
-            print(f"  ENSO_{name.upper()}={value}")
+            print(f"  ENSO_{name.upper()}={value}", flush=True)
         try:
             while True:
                 time.sleep(3600)

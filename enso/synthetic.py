@@ -54,7 +54,7 @@ WARMING_1891_1920_TO_1991_2020 = 0.6
 WARMING_TIMESCALE_YEARS = 70.0
 
 _N_MONTHS = LAST_MONTH.months_since(FIRST_MONTH) + 1
-_SPIN_UP_MONTHS = 240
+_SPIN_UP_MONTHS = 240  # whole years: the simulations start in a January
 _N_MODES = 48
 _N_TEXTURES = 32
 #: Substreams of the seed: each component draws from its own, so changing one leaves the others alone.
@@ -67,8 +67,8 @@ class RechargeOscillator:
 
     ``dT = (R(t) T + F h) dt + noise``, ``dh = (-eps h - F T) dt``: T is the
     eastern Pacific temperature, h the western thermocline depth. The growth
-    rate ``R`` peaks ``coupling_peak_month`` (Aug-Sep) and is most negative in
-    spring, which locks events to the end of the year and makes spring forecasts
+    rate ``R`` peaks in ``coupling_peak_month`` (October) and is most negative in
+    April, which locks events to the end of the year and makes spring forecasts
     hard. The noise is red (westerly wind bursts) and grows with T, so El Niño
     events are larger than La Niña events.
     """
@@ -84,11 +84,12 @@ class RechargeOscillator:
     steps_per_month: int = 4
 
     def simulate(self, n_months: int, rng: np.random.Generator) -> np.ndarray:
-        """Monthly means of T over ``n_months`` after a spin-up from rest (arbitrary units)."""
+        """Monthly means of T over ``n_months`` from a January, after a spin-up from rest (arbitrary units)."""
         steps = self.steps_per_month
         dt = 1.0 / steps
         memory = self.noise_memory ** dt
         innovation = np.sqrt(1.0 - memory ** 2)
+        noise_scale = self.noise * np.sqrt(dt)
         shocks = rng.standard_normal((_SPIN_UP_MONTHS + n_months) * steps)
         phase = 2.0 * np.pi * (np.arange(12 * steps) * dt - (self.coupling_peak_month - 1.0)) / 12.0
         growth = self.growth_mean + self.growth_seasonal * np.cos(phase)
@@ -99,7 +100,7 @@ class RechargeOscillator:
             for step in range(steps):
                 k = month * steps + step
                 wind = memory * wind + innovation * shocks[k]
-                forcing = self.noise * (1.0 + self.state_dependence * temperature) * wind * np.sqrt(dt)
+                forcing = noise_scale * (1.0 + self.state_dependence * temperature) * wind
                 temperature, depth = (
                     temperature + (growth[k % growth.size] * temperature + self.recharge_coupling * depth) * dt
                     + forcing,
@@ -184,9 +185,10 @@ class SyntheticClimate:
 
     def grids(self, start: Month | str, end: Month | str) -> Iterator[SSTGrid]:
         """The fields of ``start``..``end`` (inclusive), one at a time."""
-        _position(Month.parse(end))
-        for month in iter_months(start, end):
-            yield self.grid(month)
+        start, end = Month.parse(start), Month.parse(end)
+        _position(start)
+        _position(end)
+        return (self.grid(month) for month in iter_months(start, end))
 
     def nino34(self, start: Month | str, end: Month | str) -> pd.Series:
         """Monthly Niño 3.4 box mean (°C) of the fields of ``start``..``end``, without building them.
@@ -234,7 +236,7 @@ class SyntheticClimate:
         return pattern * weights.sum() / (pattern * weights).sum()
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=4)
 def synthetic_climate(seed: int = 0, resolution_deg: float = 1.0) -> SyntheticClimate:
     """The shared :class:`SyntheticClimate` of a seed and resolution (built once per process)."""
     return SyntheticClimate(seed, resolution_deg)
@@ -399,8 +401,9 @@ def _mode_patterns(lat: np.ndarray, lon: np.ndarray, amplitude: np.ndarray,
 def _textures(shape: tuple[int, int], resolution_deg: float, amplitude: np.ndarray,
               rng: np.random.Generator) -> np.ndarray:
     """Small-scale noise fields (textures x lat x lon, float32), about 1.5° across, 0.35 x ``amplitude``."""
-    fields = gaussian_filter(rng.standard_normal((_N_TEXTURES, *shape)),
-                             sigma=(0.0, 1.5 / resolution_deg, 1.5 / resolution_deg), mode=("nearest", "nearest", "wrap"))
+    cells = 1.5 / resolution_deg
+    fields = gaussian_filter(rng.standard_normal((_N_TEXTURES, *shape)), sigma=(0.0, cells, cells),
+                             mode=("nearest", "nearest", "wrap"))
     fields /= fields.std(axis=(1, 2), keepdims=True)
     return (fields * (0.35 * amplitude)).astype(np.float32)
 

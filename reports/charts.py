@@ -1,7 +1,8 @@
 """The report's charts, drawn with matplotlib's Agg canvas and returned as PNG bytes.
 
 No pyplot (no global figure state, safe in worker threads). Figures are small
-(about 750 px wide at 100 dpi) so the self-contained HTML stays a few hundred kB.
+(about 750 px wide at 100 dpi, 256-colour PNG) so the self-contained HTML stays
+a few hundred kB.
 Text that comes from stored data (forecaster names) passes through
 :func:`_plain` so a ``$`` is never read as matplotlib mathtext.
 """
@@ -15,6 +16,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from PIL import Image
 
 from enso.grids import NINO34_LAT, NINO34_LON
 from enso.months import to_period
@@ -50,8 +52,12 @@ def _figure(height_in: float) -> Figure:
 
 
 def _png(fig: Figure) -> bytes:
+    """The figure as a 256-colour PNG: a third of the size of full colour, no visible difference for charts."""
+    canvas = fig.canvas
+    canvas.draw()
+    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    image.quantize(colors=256, dither=Image.Dither.NONE).save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
 
 

@@ -159,7 +159,7 @@ class ForecastTable:
             raise ValueError(f"{where}: lacks columns {missing}")
         leads = self.leads["lead"].to_numpy()
         if len(leads) == 0 or np.any(np.diff(leads) <= 0) or leads[0] < 1:
-            raise ValueError(f"{where}: leads must be positive and ascending, got {list(leads)}")
+            raise ValueError(f"{where}: leads must be positive and ascending, got {[int(k) for k in leads]}")
         targets = to_periods(self.leads["target_month"])
         expected = pd.PeriodIndex([to_period(self.init_month + int(k)) for k in leads])
         if not targets.equals(expected):
@@ -169,8 +169,8 @@ class ForecastTable:
             raise ValueError(f"{where}: unknown phases {sorted(map(str, bad_phase))}")
         sums = self.leads[["p_la_nina", "p_neutral", "p_el_nino"]].sum(axis=1).to_numpy()
         if np.any(np.abs(sums - 1.0) > 1e-6):
-            bad = leads[np.abs(sums - 1.0) > 1e-6]
-            raise ValueError(f"{where}: phase probabilities do not sum to 1 at leads {list(bad)}")
+            bad = [int(k) for k in leads[np.abs(sums - 1.0) > 1e-6]]
+            raise ValueError(f"{where}: phase probabilities do not sum to 1 at leads {bad}")
         if any(c in self.leads.columns for c in RANGE_COLUMNS) and not self.has_range:
             raise ValueError(f"{where}: give both {RANGE_COLUMNS} or neither")
 

@@ -107,7 +107,9 @@ def build_message(rendered: RenderedReport, data: ReportData, *, sender: str,
     for name, png in rendered.images.items():
         html_part.add_related(png, maintype="image", subtype="png", cid=f"<{rendered.content_id(name)}>",
                               filename=name, disposition="inline")
-    msg.add_attachment(rendered.html, subtype="html", filename=rendered.file_name)
+    # As bytes, so the attached file is the report byte for byte (a text part would get CRLF line ends).
+    msg.add_attachment(rendered.html.encode("utf-8"), maintype="text", subtype="html",
+                       filename=rendered.file_name, params={"charset": "utf-8"})
     return msg
 
 

@@ -19,6 +19,7 @@ from reports.render import bar_widths, main, render_report, summary_text
 HOSTILE_VERSION = "<script>alert(1)</script>"
 HOSTILE_URL = 'https://example.org/"><img src=x onerror=alert(2)>'
 #: Loads a resource when it appears as the value of these attributes.
+BLOCKS = {"p", "div", "li", "tr", "td", "th", "br", "h1", "h2", "h3", "table", "ul"}
 LOADING_ATTRIBUTES = {"src", "href", "srcset", "poster", "data", "action", "background", "xlink:href", "formaction"}
 
 
@@ -34,6 +35,8 @@ class _Inventory(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
+        if tag in BLOCKS:
+            self.text.append(" ")
         for name, value in attrs:
             if name in LOADING_ATTRIBUTES:
                 self.loading.append((tag, name, value or ""))
@@ -48,6 +51,11 @@ def _inventory(html: str) -> _Inventory:
     parser = _Inventory()
     parser.feed(html)
     return parser
+
+
+def _text(html: str) -> str:
+    """The page's text, whitespace collapsed, with a space between cells and blocks."""
+    return " ".join("".join(_inventory(html).text).split())
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +88,7 @@ def test_email_variant_refers_to_every_chart_by_content_id(rendered) -> None:
 
 
 def test_sections_appear_in_order(rendered) -> None:
-    text = " ".join(_inventory(rendered.html).text)
+    text = _text(rendered.html)
     headings = ["Data cut-off", "Current state", "Forecast", "Sea surface temperature anomalies",
                 "Verification", "Past forecasts against what happened", "Method and caveats", "Data provenance"]
     positions = [text.find(h) for h in headings]
@@ -89,7 +97,7 @@ def test_sections_appear_in_order(rendered) -> None:
 
 
 def test_header_states_cutoffs_model_and_periods(data: ReportData, rendered) -> None:
-    text = " ".join(" ".join(_inventory(rendered.html).text).split())
+    text = _text(rendered.html)
     for source in data.sources:
         assert source.name in text and source.url in text and source.sha256 in text
     assert data.model.version in text
@@ -99,7 +107,7 @@ def test_header_states_cutoffs_model_and_periods(data: ReportData, rendered) -> 
 
 
 def test_forecast_table_shows_every_lead_with_probabilities_and_climatology(data: ReportData, rendered) -> None:
-    text = " ".join(" ".join(_inventory(rendered.html).text).split())
+    text = _text(rendered.html)
     clim = data.phase_climatology
     for _, row in data.forecast.leads.iterrows():
         target = row["target_month"]
@@ -142,7 +150,7 @@ def test_first_month_without_history_says_so(data: ReportData) -> None:
     first = example_report_data(with_history=False)
     assert first.verification is None and first.outcomes is None and first.previous_forecast is None
     rendered = render_report(first)
-    text = " ".join(" ".join(_inventory(rendered.html).text).split())
+    text = _text(rendered.html)
     assert "No verified forecasts yet" in text
     assert "No earlier forecast has an observed target month yet" in text
     assert "no champion yet: newest model used" in text
@@ -154,7 +162,7 @@ def test_first_month_without_history_says_so(data: ReportData) -> None:
 def test_provisional_index_month_is_flagged(data: ReportData, rendered) -> None:
     newest = data.current.anomaly_month
     assert data.current.oni_month < newest
-    text = " ".join(" ".join(_inventory(rendered.html).text).split())
+    text = _text(rendered.html)
     assert f"Provisional values" in text
     assert f"{newest}: Niño 3.4 anomaly of {newest} is in, but its ONI and observed phase need {newest + 1}" in text
     assert "newest month: no ONI yet" in text
@@ -165,7 +173,7 @@ def test_month_whose_oni_is_known_is_not_flagged(data: ReportData) -> None:
     current = replace(data.current, oni_month=data.current.anomaly_month)
     settled = replace(data, current=current, provisional=())
     assert settled.provisional_notes == ()
-    text = " ".join(" ".join(_inventory(render_report(settled).html).text).split())
+    text = _text(render_report(settled).html)
     assert "Provisional values" not in text and "no ONI yet" not in text
 
 
@@ -186,7 +194,7 @@ def test_report_says_plainly_where_the_model_is_worse_than_a_baseline(data: Repo
     keys = list(zip(scores.loc[chosen, "lead"], scores.loc[chosen, "target_calendar_month"]))
     scores.loc[chosen, "value"] = persistence_rmse.loc[keys].to_numpy() + 0.1
     weak = replace(data, verification=replace(verification, scores=scores))
-    text = " ".join(" ".join(_inventory(render_report(weak).html).text).split())
+    text = _text(render_report(weak).html)
     summary = summary_text(weak)
     for baseline in ("persistence", "damped_persistence", "climatology"):
         leads = _worse_leads(scores, model, baseline, "rmse")
@@ -207,14 +215,14 @@ def test_report_without_shortfalls_says_the_model_beats_the_baselines(data: Repo
     verification = data.verification
     for baseline in verification.baselines:
         assert not _worse_leads(verification.scores, verification.model_forecaster, baseline, "rmse")
-    text = " ".join(_inventory(rendered.html).text)
+    text = _text(rendered.html)
     expect_ok = not any(_worse_leads(verification.scores, verification.model_forecaster, b, "acc")
                         for b in verification.baselines if b != "climatology")
     assert ("at least as well as every baseline" in text) == expect_ok
 
 
 def test_contingency_table_and_outcomes_are_shown(data: ReportData, rendered) -> None:
-    text = " ".join(" ".join(_inventory(rendered.html).text).split())
+    text = _text(rendered.html)
     table = data.verification.contingency
     assert f"n = {int(table.to_numpy().sum())}" in text
     assert f"El Niño {' '.join(str(int(c)) for c in table.loc['el_nino'])} {int(table.loc['el_nino'].sum())}" in text

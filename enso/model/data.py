@@ -144,8 +144,8 @@ def prepare_data(cube: xr.DataArray, index: pd.DataFrame, grid: GridSpec, *,
     if len(set(index_months)) != len(index_months):
         raise ValueError("Niño 3.4 index table has a month more than once")
     all_months = cube_months + index_months
-    start = max(min(all_months), first) if first else min(all_months)
-    end = min(max(all_months), last) if last else max(all_months)
+    start = min(all_months) if first is None else max(min(all_months), first)
+    end = max(all_months) if last is None else min(max(all_months), last)
     if end < start:
         raise ValueError(f"no month of the SST cube or index table lies in {first}..{last}")
     n_rows = end.months_since(start) + 1

@@ -158,7 +158,7 @@ _CPU_SMALL = Preset(
     batch_size=32,
     max_epochs=40,
     patience=6,
-    n_members=2,
+    n_members=3,
 )
 
 PRESETS: dict[str, Preset] = {

@@ -1,0 +1,418 @@
+"""The model package: networks, presets, sample alignment, training, checkpoints, serialisation, prediction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from enso import grids, nino34, verify
+from enso.model.convlstm import ConvLSTM, ConvLSTMCell
+from enso.model.data import (SampleTensors, build_samples, encode_field, fit_damping, fit_statistics,
+                             prepare_data, trailing_climatology)
+from enso.model.networks import AnomalyResidualNet, KeydanaNet
+from enso.model.phases import calibrate_sigma, forecast_oni, phase_probabilities
+from enso.model.predict import predict
+from enso.model.presets import PRESETS, GridSpec, Preset, ResidualDesign, get_preset
+from enso.model.train import TrainedModel, train
+from enso.model.trained import build_network
+from enso.months import Month, month_range
+
+torch.set_num_threads(1)
+
+TRAIN_END, VALID_END = "1979-12", "1984-12"
+#: The reference network with few ConvLSTM channels, on the synthetic grid cropped to 40°S-40°N (16 x 24).
+KEYDANA_SMALL = get_preset("keydana2021").replace(
+    grid=GridSpec(lat_range=(-40.0, 40.0)), hidden_channels=(4, 4, 8), kernel_sizes=(3, 3, 5), max_epochs=2)
+
+
+def synthetic(first: str = "1950-01", last: str = "1989-12", seed: int = 0,
+              values: np.ndarray | None = None) -> tuple[xr.DataArray, pd.DataFrame]:
+    """A 5° x 15° cube over 37.5°S-37.5°N with a land block, an ENSO-like oscillation, a seasonal
+    cycle and a trend; and its Niño 3.4 index table (box mean, anomaly vs 1961-1980, ONI, phase).
+
+    ``values`` (one per month) replaces the SST of every ocean cell (to encode months in the data).
+    """
+    rng = np.random.default_rng(seed)
+    months = pd.period_range(first, last, freq="M")
+    lat = np.arange(-37.5, 37.6, 5.0)
+    lon = np.arange(7.5, 360.0, 15.0)
+    n = len(months)
+    enso_signal = np.zeros(n)
+    for t in range(2, n):
+        enso_signal[t] = 1.7 * enso_signal[t - 1] - 0.78 * enso_signal[t - 2] + 0.25 * rng.standard_normal()
+    enso_signal /= enso_signal.std()
+    lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
+    pattern = np.exp(-(lat2 / 12) ** 2) * np.exp(-((lon2 - 220) / 60) ** 2)
+    calendar = months.month.to_numpy()
+    years = np.arange(n) / 12
+    sst = (28 - 0.01 * lat2**2)[None] + np.cos(2 * np.pi * (calendar - 3) / 12)[:, None, None] * (lat2 / 30)[None] \
+        + 0.01 * years[:, None, None] + 1.2 * enso_signal[:, None, None] * pattern[None] \
+        + 0.1 * rng.standard_normal((n,) + lat2.shape)
+    if values is not None:
+        sst = np.broadcast_to(np.asarray(values, dtype=np.float64)[:, None, None], sst.shape).copy()
+    sst[:, (lat2 > 10) & (lon2 < 60)] = np.nan
+    cube = xr.DataArray(sst.astype(np.float32), dims=("month", "lat", "lon"),
+                        coords={"month": months, "lat": lat, "lon": lon}, name="sst")
+    return cube, index_table(pd.Series(grids.box_mean(cube.values, lat, lon), index=months))
+
+
+def index_table(series: pd.Series) -> pd.DataFrame:
+    anomaly = nino34.anomaly(series, (1961, 1980))
+    oni = nino34.oni(anomaly)
+    return pd.DataFrame({"nino34": series, "anomaly": anomaly, "oni": oni,
+                         "phase": nino34.phases_of(oni).to_numpy()}, index=series.index)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[xr.DataArray, pd.DataFrame]:
+    return synthetic()
+
+
+@pytest.fixture(scope="module")
+def tiny_model(data: tuple[xr.DataArray, pd.DataFrame]) -> TrainedModel:
+    cube, index = data
+    return train("tiny", cube, index, train_end=TRAIN_END, valid_end=VALID_END, progress=False)
+
+
+@pytest.fixture(scope="module")
+def keydana_model(data: tuple[xr.DataArray, pd.DataFrame]) -> TrainedModel:
+    cube, index = data
+    return train(KEYDANA_SMALL, cube, index, train_end=TRAIN_END, valid_end=VALID_END, progress=False)
+
+
+def _states_equal(a: list[dict[str, torch.Tensor]], b: list[dict[str, torch.Tensor]]) -> bool:
+    return len(a) == len(b) and all(
+        x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x) for x, y in zip(a, b))
+
+
+# --------------------------------------------------------------------------- networks
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_keydana_net_has_the_published_parameter_counts() -> None:
+    stats = {"land": np.zeros((115, 360), dtype=bool), "lat": np.arange(115.0), "lon": np.arange(360.0)}
+    net = build_network(get_preset("keydana2021"), stats)
+    assert isinstance(net, KeydanaNet)
+    assert _count(net) == 2_389_605
+    components = {name: _count(child) for name, child in net.named_children()}
+    assert components == {
+        "convlstm": 182_080, "conv1": 801, "conv2": 25_632, "conv3": 25_632, "linear": 2_138_176,
+        "batchnorm": 128, "index_hidden": 8_320, "phase_hidden": 8_320, "index_out": 129, "phase_out": 387,
+    }
+    grid, index, phase = KeydanaNet((20, 30), (2, 2, 4), (3, 3, 5))(torch.zeros(2, 6, 1, 20, 30))
+    assert grid.shape == (2, 20, 30) and index.shape == (2,) and phase.shape == (2, 3)
+
+
+def test_keydana_net_rejects_a_grid_too_small_for_its_heads() -> None:
+    with pytest.raises(ValueError, match="10x60 is too small"):
+        KeydanaNet((10, 60))
+
+
+def test_cpu_small_network_is_the_small_convlstm_of_the_notes() -> None:
+    net = AnomalyResidualNet(4, (8, 8), (3, 3), n_leads=12, head_channels=4, pool_size=(3, 12), dropout=0.5)
+    # 9,904 parameters as in modeling-notes.md, plus one base weight per lead.
+    assert _count(net) == 9_904 + 12
+
+
+def test_convlstm_chains_layers_and_starts_from_zero_state() -> None:
+    torch.manual_seed(0)
+    stack = ConvLSTM(2, (3, 5), (3, 3))
+    x = torch.randn(2, 4, 2, 6, 8)
+    out, states = stack(x)
+    assert out.shape == (2, 4, 5, 6, 8) and len(states) == 2
+    # By hand: layer 1 over the sequence from zero state, its outputs feed layer 2.
+    sequence = x
+    for cell in stack.cells:
+        state = cell.zero_state(sequence[:, 0])
+        steps = []
+        for t in range(sequence.shape[1]):
+            state = cell(sequence[:, t], state)
+            steps.append(state[0])
+        sequence = torch.stack(steps, 1)
+    assert torch.allclose(sequence, out)
+    assert torch.equal(stack(x)[0], out)  # nothing carried over between sequences
+
+
+def test_circular_padding_wraps_longitude_and_forget_bias_is_added() -> None:
+    torch.manual_seed(0)
+    cell = ConvLSTMCell(1, 2, 3, circular_lon=True)
+    torch.manual_seed(0)
+    plain = ConvLSTMCell(1, 2, 3, circular_lon=True, forget_bias=1.0)
+    assert torch.allclose(plain.conv.bias - cell.conv.bias, torch.tensor([0, 0, 1, 1, 0, 0, 0, 0.0]))
+    x = torch.randn(1, 1, 5, 12)
+    h, _ = cell(x, cell.zero_state(x))
+    h_rolled, _ = cell(torch.roll(x, 4, dims=-1), cell.zero_state(x))
+    assert torch.allclose(torch.roll(h, 4, dims=-1), h_rolled, atol=1e-6)
+    edged = ConvLSTMCell(1, 2, 3)
+    h, _ = edged(x, edged.zero_state(x))
+    h_rolled, _ = edged(torch.roll(x, 4, dims=-1), edged.zero_state(x))
+    assert not torch.allclose(torch.roll(h, 4, dims=-1), h_rolled, atol=1e-6)
+
+
+def test_residual_network_starts_exactly_at_damped_persistence() -> None:
+    preset = get_preset("tiny")
+    damping = np.random.default_rng(1).uniform(-0.5, 1.2, (12, 12))
+    stats = {"land": np.zeros((6, 24), dtype=bool), "lat": np.arange(6.0), "lon": np.arange(0.0, 360.0, 15.0),
+             "damping": damping}
+    net = build_network(preset, stats)
+    x = torch.randn(5, preset.n_timesteps, 4, 6, 24)
+    persistence = torch.tensor([1.5, -0.7, 0.0, 2.0, 0.3])
+    calendar = torch.tensor([0, 3, 6, 9, 11])
+    expected = torch.as_tensor(damping, dtype=torch.float32)[calendar] * persistence[:, None]
+    for mode in (net.train, net.eval):
+        mode()
+        assert torch.equal(net(x, persistence, calendar), expected)
+
+
+# --------------------------------------------------------------------------- presets
+
+def test_presets_round_trip_through_json() -> None:
+    for preset in PRESETS.values():
+        assert Preset.from_json(preset.to_json()) == preset
+    assert get_preset("keydana2021").grid.lat_range == (-55.0, 60.0)
+    with pytest.raises(ValueError, match="unknown model preset 'nope'"):
+        get_preset("nope")
+
+
+# --------------------------------------------------------------------------- samples
+
+def test_keydana_samples_align_inputs_and_targets_with_months() -> None:
+    """Every value encodes its month: window = init-5..init, grid target = init+1, lead L = init+L."""
+    months = pd.period_range("1960-01", "1969-12", freq="M")
+    ordinal = np.array([Month.of(p.year, p.month).ordinal for p in months], dtype=np.float64)
+    cube, _ = synthetic("1960-01", "1969-12", values=ordinal)
+    index = index_table(pd.Series(ordinal, index=months))
+    preset = KEYDANA_SMALL
+    prepared = prepare_data(cube, index, preset.grid)
+    stats = fit_statistics(preset, prepared, Month.parse("1969-12"))
+    samples = build_samples(preset, prepared, stats)
+    tensors = SampleTensors(preset, encode_field(preset, prepared, stats), stats, prepared, samples,
+                            torch.device("cpu"))
+    inputs = tensors.inputs(torch.arange(len(samples))).numpy()  # (n, 6, 1, H, W), what the network reads
+    mean, sd = float(stats["sst_mean"]), float(stats["sst_std"])
+    ocean = ~stats["land"]
+    assert len(samples) == 120 - 5
+    for i in range(len(samples)):
+        init = prepared.month(int(samples.init_rows[i]))
+        window = np.round(inputs[i, :, 0][:, ocean] * sd + mean).astype(int)
+        assert (window == np.arange(init.ordinal - 5, init.ordinal + 1)[:, None]).all()
+        assert (inputs[i, :, 0][:, ~ocean] == 0).all()
+        if samples.grid_target[i] >= 0:
+            grid = tensors.field[samples.grid_target[i]].numpy()[ocean] * sd + mean
+            assert np.allclose(grid, (init + 1).ordinal, atol=1e-3)
+        decoded = samples.target[i] * samples.target_scale + samples.target_offset[i]
+        known = np.isfinite(decoded)
+        assert np.allclose(decoded[known], init.ordinal + np.arange(1, 13)[known], atol=1e-2)
+        assert known.sum() == min(12, (Month.parse("1969-12") - init))
+
+
+def test_residual_samples_match_a_direct_computation() -> None:
+    """Inputs and targets are anomalies against the same calendar month's mean over the preceding years."""
+    cube, index = synthetic("1950-01", "1969-12", seed=3)
+    preset = get_preset("tiny")
+    years = preset.design.detrend_years
+    preset = preset.replace(design=ResidualDesign(detrend_years=years, detrend_min_years=years))
+    prepared = prepare_data(cube, index, preset.grid)
+    stats = fit_statistics(preset, prepared, Month.parse("1969-12"))
+    samples = build_samples(preset, prepared, stats)
+    tensors = SampleTensors(preset, encode_field(preset, prepared, stats), stats, prepared, samples,
+                            torch.device("cpu"))
+    sst = grids.crop(cube, preset.grid.lat_range).values.astype(np.float64)
+    n34 = index["nino34"].to_numpy()
+    cal = index.index.month.to_numpy()
+
+    def anomaly(values: np.ndarray, row: int) -> np.ndarray:
+        return values[row] - np.mean([values[row - 12 * k] for k in range(1, years + 1)], axis=0)
+
+    first_init = 12 * years + preset.n_timesteps - 1  # the first month with `years` earlier years for its window
+    assert prepared.month(int(samples.init_rows[0])) == Month.parse("1950-01") + first_init
+    inputs = tensors.inputs(torch.arange(len(samples))).numpy()
+    ocean = ~stats["land"]
+    for i in range(0, len(samples), 7):
+        t = int(samples.init_rows[i])
+        for step in range(preset.n_timesteps):
+            m = t - preset.n_timesteps + 1 + step
+            assert np.allclose(inputs[i, step, 0][ocean], anomaly(sst, m)[ocean], atol=1e-4)
+            assert np.allclose(inputs[i, step, 2], np.sin(2 * np.pi * (cal[m] - 1) / 12), atol=1e-6)
+            assert np.allclose(inputs[i, step, 3], np.cos(2 * np.pi * (cal[m] - 1) / 12), atol=1e-6)
+        assert np.array_equal(inputs[i, 0, 1], stats["land"].astype(np.float32))
+        assert np.isclose(samples.persistence[i], anomaly(n34, t), atol=1e-5)
+        for lead in range(1, 13):
+            if t + lead < len(n34):
+                assert np.isclose(samples.target[i, lead - 1], anomaly(n34, t + lead), atol=1e-5)
+                assert np.isclose(samples.target[i, lead - 1] + samples.target_offset[i, lead - 1], n34[t + lead])
+            else:
+                assert np.isnan(samples.target[i, lead - 1])
+
+
+def test_trailing_climatology_matches_a_loop_and_skips_gaps() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=100)
+    values[[5, 17, 29, 60]] = np.nan
+    out = trailing_climatology(values, years=3, min_years=2)
+    for m in range(100):
+        earlier = [values[m - 12 * k] for k in range(3) if m - 12 * k >= 0]
+        known = [v for v in earlier if np.isfinite(v)]
+        expected = np.mean(known) if len(known) >= 2 else np.nan
+        assert np.isclose(out[m], expected, equal_nan=True)
+
+
+def test_damping_is_the_lag_regression_through_the_origin(data: tuple[xr.DataArray, pd.DataFrame]) -> None:
+    cube, index = data
+    preset = get_preset("tiny")
+    prepared = prepare_data(cube, index, preset.grid)
+    samples = build_samples(preset, prepared, fit_statistics(preset, prepared, Month.parse(TRAIN_END)))
+    damping = fit_damping(samples)
+    for calendar, lead in [(0, 1), (6, 5), (11, 12)]:
+        sel = (samples.init_calendar == calendar) & np.isfinite(samples.target[:, lead - 1])
+        x, y = samples.persistence[sel].astype(float), samples.target[sel, lead - 1].astype(float)
+        assert np.isclose(damping[calendar, lead - 1], np.linalg.lstsq(x[:, None], y, rcond=None)[0][0])
+
+
+# --------------------------------------------------------------------------- training
+
+def test_training_on_synthetic_data_learns_and_records_its_provenance(tiny_model: TrainedModel) -> None:
+    model = tiny_model
+    assert model.name == "tiny" and len(model.member_states) == 2
+    assert model.data_window["train_end"] == TRAIN_END and model.data_window["valid_end"] == VALID_END
+    assert model.data_window["valid_first_init"] == "1980-01"
+    assert Month.parse(model.data_window["train_last_init"]) <= Month.parse(TRAIN_END)
+    assert model.validation["lead"] == list(range(1, 13))
+    # The synthetic oscillation is very persistent at lead 1; its anomalies have sd ~1 °C.
+    assert model.validation["acc"][0] > 0.85 and model.validation["rmse"][0] < 0.5
+    assert all(1 <= len(h) <= 3 for h in model.history)
+    assert len(model.data_fingerprint) == 64
+    sigma = model.statistics["oni_error_sd"]
+    assert (np.diff(sigma) >= 0).all() and sigma[0] > 0
+
+
+def test_validation_scores_align_forecasts_with_their_target_months(
+        data: tuple[xr.DataArray, pd.DataFrame], tiny_model: TrainedModel) -> None:
+    """The scores stored with the model equal forecasts joined with observations by target month."""
+    cube, index = data
+    inits = month_range(tiny_model.validation["first_init"], tiny_model.validation["last_init"])
+    frame = predict(tiny_model, cube, index, inits, device="cpu")
+    frame = frame[frame["target_month"] <= pd.Period(VALID_END, freq="M")]
+    observed = index["anomaly"].reindex(frame["target_month"]).to_numpy()
+    for lead in (1, 4, 12):
+        sel = (frame["lead"] == lead).to_numpy()
+        score = verify.acc(frame["nino34_anomaly"].to_numpy()[sel], observed[sel])
+        assert score.n == tiny_model.validation["n"][lead - 1]
+        assert np.isclose(score.value, tiny_model.validation["acc"][lead - 1])
+
+
+def test_training_is_seeded_and_resumes_from_a_checkpoint(data: tuple[xr.DataArray, pd.DataFrame],
+                                                         tiny_model: TrainedModel, tmp_path) -> None:
+    cube, index = data
+    kwargs = dict(train_end=TRAIN_END, valid_end=VALID_END, progress=False)
+    # Interrupted after one epoch, then resumed: the same weights as the uninterrupted run.
+    first = train("tiny", cube, index, checkpoint_dir=tmp_path, max_epochs=1, **kwargs)
+    assert all(len(h) == 1 for h in first.history)
+    resumed = train("tiny", cube, index, checkpoint_dir=tmp_path, **kwargs)
+    assert _states_equal(resumed.member_states, tiny_model.member_states)
+    assert resumed.history == tiny_model.history
+    again = train("tiny", cube, index, **kwargs)
+    assert _states_equal(again.member_states, tiny_model.member_states)
+    other_seed = train("tiny", cube, index, seed=1, max_epochs=1, **kwargs)
+    assert not _states_equal(other_seed.member_states, first.member_states)
+    with pytest.raises(ValueError, match="belongs to another training run"):
+        train("tiny", cube, index, checkpoint_dir=tmp_path, seed=1, **kwargs)
+
+
+def test_training_refuses_an_empty_validation_period(data: tuple[xr.DataArray, pd.DataFrame]) -> None:
+    cube, index = data
+    with pytest.raises(ValueError, match="no validation sample"):
+        train("tiny", cube, index, train_end="1989-12", valid_end="1995-12", progress=False)
+
+
+# --------------------------------------------------------------------------- prediction
+
+def test_predict_gives_twelve_leads_with_probabilities(data: tuple[xr.DataArray, pd.DataFrame],
+                                                       tiny_model: TrainedModel) -> None:
+    cube, index = data
+    frame = predict(tiny_model, cube, index, ["1987-06", "1985-01"], device="cpu")
+    assert len(frame) == 24
+    assert list(frame["lead"]) == list(range(1, 13)) * 2
+    assert (frame["target_month"] == frame["init_month"] + frame["lead"]).all()
+    assert str(frame["init_month"].iloc[0]) == "1985-01"
+    probabilities = frame[["p_la_nina", "p_neutral", "p_el_nino"]].to_numpy()
+    assert np.allclose(probabilities.sum(axis=1), 1.0) and (probabilities >= 0).all()
+    assert set(frame["phase"]) <= set(nino34.PHASES)
+    assert (frame["phase"] == [nino34.phase_of(v) for v in frame["oni"]]).all()
+    climatology = nino34.climatology(index["nino34"], (1961, 1980))
+    expected = climatology.reindex(frame["target_month"].dt.month).to_numpy()
+    assert np.allclose(frame["nino34"] - frame["nino34_anomaly"], expected)
+    assert frame["sst_anomaly_grid"].isna().all()
+
+
+def test_predict_beyond_the_data_and_needs_every_input_month(data: tuple[xr.DataArray, pd.DataFrame],
+                                                             tiny_model: TrainedModel) -> None:
+    cube, index = data
+    frame = predict(tiny_model, cube, index, ["1989-12"], device="cpu")
+    assert frame["target_month"].iloc[-1] == pd.Period("1990-12", freq="M")
+    assert frame["nino34_anomaly"].notna().all()
+    gappy = cube.drop_sel(month=pd.Period("1986-03", freq="M"))
+    with pytest.raises(ValueError, match="no SST grid for 1986-03"):
+        predict(tiny_model, gappy, index, ["1986-04"], device="cpu")
+    with pytest.raises(ValueError, match="no SST grid for 1990-01"):
+        predict(tiny_model, cube, index, ["1990-01"], device="cpu")
+    with pytest.raises(ValueError, match="no value for 1987-02"):
+        predict(tiny_model, cube, index.drop(pd.Period("1987-02", freq="M")), ["1987-02"], device="cpu")
+    with pytest.raises(ValueError, match="needs grids of at least"):
+        predict(tiny_model, cube.sel(month=slice("1985-01", None)), index, ["1987-02"], device="cpu")
+    with pytest.raises(ValueError, match="model grid"):
+        predict(tiny_model, grids.coarsen(cube, 15.0), index, ["1987-02"], device="cpu")
+
+
+def test_serialised_model_gives_identical_predictions(data: tuple[xr.DataArray, pd.DataFrame],
+                                                      tiny_model: TrainedModel) -> None:
+    cube, index = data
+    restored = TrainedModel.from_bytes(tiny_model.to_bytes())
+    assert restored.preset == tiny_model.preset and restored.validation == tiny_model.validation
+    assert restored.data_window == tiny_model.data_window and restored.data_fingerprint == tiny_model.data_fingerprint
+    assert _states_equal(restored.member_states, tiny_model.member_states)
+    inits = ["1985-01", "1988-07"]
+    pd.testing.assert_frame_equal(predict(restored, cube, index, inits, device="cpu"),
+                                  predict(tiny_model, cube, index, inits, device="cpu"))
+
+
+def test_keydana_reference_trains_and_forecasts_grids(data: tuple[xr.DataArray, pd.DataFrame],
+                                                      keydana_model: TrainedModel) -> None:
+    cube, index = data
+    model = TrainedModel.from_bytes(keydana_model.to_bytes())
+    assert len(model.history[0]) == 2  # no early stopping: the last epoch's model, as the reference
+    assert {"sst_mean", "sst_std", "nino34_mean", "nino34_std"} <= set(model.statistics)
+    frame = predict(model, cube, index, ["1986-05"], device="cpu")
+    assert len(frame) == 12
+    probabilities = frame[["p_la_nina", "p_neutral", "p_el_nino"]].to_numpy()
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    assert (frame["phase"] == [nino34.PHASES[k] for k in probabilities.argmax(axis=1)]).all()
+    grid = frame["sst_anomaly_grid"].iloc[0]
+    assert isinstance(grid, xr.DataArray) and grid.shape == (16, 24)
+    assert grid.attrs["target_month"] == "1986-06"
+    assert np.array_equal(np.isnan(grid.values), model.statistics["land"])
+    assert frame["sst_anomaly_grid"].iloc[1:].isna().all()
+    original = predict(keydana_model, cube, index, ["1986-05"], device="cpu")
+    pd.testing.assert_frame_equal(frame.drop(columns="sst_anomaly_grid"),
+                                  original.drop(columns="sst_anomaly_grid"))
+
+
+# --------------------------------------------------------------------------- phase probabilities
+
+def test_forecast_oni_and_gaussian_phase_probabilities() -> None:
+    anomaly = np.array([[1.0, 2.0, 3.0] + [0.0] * 9])
+    oni = forecast_oni(anomaly, np.array([0.0]))
+    assert np.allclose(oni[0, :3], [1.0, 2.0, 5.0 / 3.0]) and np.isclose(oni[0, 11], 0.0)
+    assert np.isclose(forecast_oni(anomaly, np.array([np.nan]))[0, 0], 1.5)
+    sigma = calibrate_sigma(np.array([[0.1, 0.0, 0.5] + [0.0] * 9]), np.zeros((1, 12)))
+    assert np.allclose(sigma[:3], [0.1, 0.1, 0.5]) and (np.diff(sigma) >= 0).all()
+    p = phase_probabilities(np.array([[-2.0, 0.0, 0.5, 3.0] + [0.0] * 8]), np.full(12, 0.5))
+    assert np.allclose(p.sum(axis=-1), 1.0)
+    assert p[0, 0].argmax() == 0 and p[0, 1].argmax() == 1 and p[0, 3].argmax() == 2
+    assert np.isclose(p[0, 2, 2], 0.5)
+    assert np.allclose(p[0, 1, 0], p[0, 1, 2])
