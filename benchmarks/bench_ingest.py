@@ -1,5 +1,6 @@
 """Ingest throughput: backfill 1891-01..2020-12 (1,560 months) from a loopback mirror into PostgreSQL.
 
+The mirror is served by a separate process (as the provider's server is remote).
 Prints months/s end to end, the in-process decode-only rate on the same files, their
 ratio, and the rate of the same backfill again with nothing changed. Targets on the
 2-core machine: >= 100 months/s end to end, within 3x of decode-only, >= 300 months/s
@@ -11,22 +12,48 @@ for the unchanged rerun. Results are also written to benchmarks/results/ingest.j
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 from db.engine import make_engine
 from db.ingest import backfill
 from db.migrate import upgrade
 from db.scratch import session_database
 from enso.config import Settings
-from enso.mirror import MirrorServer, write_mirror
+from enso.mirror import write_mirror
 from enso.months import Month, month_range
 from enso.sources.cobe import cobe_url, decode_cobe
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@contextlib.contextmanager
+def mirror_process(root: Path) -> Iterator[dict[str, str]]:
+    """Serve the mirror from its own process (as a remote server would be), yielding its ENSO_* settings."""
+    proc = subprocess.Popen([sys.executable, "-m", "enso.mirror", "serve", str(root)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        settings: dict[str, str] = {}
+        assert proc.stdout is not None
+        while len(settings) < 3:
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError("the mirror server exited before it was ready")
+            if line.strip().startswith("ENSO_"):
+                key, value = line.strip().split("=", 1)
+                settings[key] = value
+        yield settings
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def main() -> None:
@@ -50,11 +77,11 @@ def main() -> None:
         decode_cobe(p, m)
     decode_rate = len(months) / (time.perf_counter() - t0)
 
-    with session_database() as url, MirrorServer(args.mirror) as srv, tempfile.TemporaryDirectory() as tmp:
+    with session_database() as url, mirror_process(args.mirror) as mirror, tempfile.TemporaryDirectory() as tmp:
         upgrade(url)
         engine = make_engine(url)
-        settings = Settings(database_url=url, cobe_base_url=srv.cobe_base_url, index_url=srv.index_url,
-                            data_dir=Path(tmp), http_timeout=30)
+        settings = Settings(database_url=url, cobe_base_url=mirror["ENSO_COBE_BASE_URL"],
+                            index_url=mirror["ENSO_INDEX_URL"], data_dir=Path(tmp), http_timeout=30)
         first = backfill(engine, settings, "cobe", start, end, workers=args.workers)
         rerun = backfill(engine, settings, "cobe", start, end, workers=args.workers)
         engine.dispose()
@@ -68,7 +95,7 @@ def main() -> None:
         "unchanged_rerun_months_per_s": round(rerun.months_per_second, 1),
         "first_outcomes": dict(first.counts),
         "rerun_outcomes": dict(rerun.counts),
-        "machine": f"{platform.machine()} {platform.processor() or ''} cpus={__import__('os').cpu_count()}",
+        "machine": f"{platform.machine()} cpus={os.cpu_count()}",
     }
     print(first.report())
     print(rerun.report())

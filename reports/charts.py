@@ -162,7 +162,8 @@ def sst_map_png(sst_map: SstMap, limit: float) -> bytes:
     """An SST anomaly map (land grey) with the Niño 3.4 box outlined."""
     lat, lon = np.asarray(sst_map.lat, dtype=np.float64), np.asarray(sst_map.lon, dtype=np.float64)
     aspect = (lat.max() - lat.min()) / max(lon.max() - lon.min(), 1.0)
-    fig = _figure(float(np.clip((WIDTH_IN - 1.6) * aspect + 0.8, 2.2, 4.8)))
+    # Height chosen so the plot area has about the map's own aspect (the colour bar then matches it).
+    fig = _figure(float(np.clip((WIDTH_IN - 1.7) * aspect + 0.75, 1.8, 5.0)))
     ax = fig.add_subplot()
     ax.set_facecolor("#c8c8c8")
     mesh = ax.pcolormesh(lon, lat, np.ma.masked_invalid(sst_map.anomaly), cmap="RdBu_r", vmin=-limit,
@@ -172,7 +173,6 @@ def sst_map_png(sst_map: SstMap, limit: float) -> bytes:
                            fill=False, edgecolor="black", linewidth=1.6))
     ax.annotate("Niño 3.4", xy=(box_lon[0], NINO34_LAT[1]), xytext=(0, 3), textcoords="offset points",
                 fontsize=8)
-    ax.set_aspect("equal")
     ax.set_xlabel("longitude (°E)")
     ax.set_ylabel("latitude (°N)")
     fig.colorbar(mesh, ax=ax, label="SST anomaly (°C)", pad=0.01)

@@ -18,20 +18,24 @@ Shapes, defined here once:
 * A contingency table is 3 x 3, rows forecast, columns observed, both in
   :data:`enso.nino34.PHASES` order (as :func:`enso.verify.contingency_table`).
 
-:func:`example_report_data` builds a realistic report from a monthly anomaly
-series (synthetic by default) for tests and the demo.
+:func:`example_report_data` builds a realistic report from the synthetic climate
+for tests and the demo.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from enso.config import DEFAULT_INDEX_URL
+from enso.config import DEFAULT_COBE_BASE_URL, DEFAULT_INDEX_URL
 from enso.months import Month, month_range, to_period, to_periods
 from enso.nino34 import DEFAULT_BASE_PERIOD, PHASE_THRESHOLD, PHASES, oni, phases_of
+
+if TYPE_CHECKING:
+    from enso.synthetic import SyntheticClimate
 
 #: Columns every forecast table has (``target_month`` holds monthly Periods).
 FORECAST_COLUMNS: tuple[str, ...] = ("lead", "target_month", "nino34_anomaly", "phase",
@@ -300,7 +304,12 @@ class ReportData:
 
     @property
     def file_name(self) -> str:
-        return f"enso-report-{self.init_month}.html"
+        return report_file_name(self.init_month)
+
+
+def report_file_name(init_month: Month) -> str:
+    """``enso-report-YYYY-MM.html``: the report's file and attachment name."""
+    return f"enso-report-{init_month}.html"
 
 
 def _require_period_index(series: pd.Series, what: str) -> None:
@@ -310,73 +319,40 @@ def _require_period_index(series: pd.Series, what: str) -> None:
 
 # --------------------------------------------------------------------------- example data
 
-def example_anomalies(first: Month | str = "1950-01", last: Month | str = "2025-12", seed: int = 0) -> pd.Series:
-    """A synthetic monthly Niño 3.4 anomaly series: a noisy damped oscillator with a ~3-year period.
-
-    Enough ENSO-like behaviour for examples and tests of the report (events of
-    ±1-2 °C; persistence ACC about 0.95 / 0.5 / -0.1 at leads 1 / 6 / 12, near
-    the real index); not a climate model.
-    """
-    months = to_periods([Month(i) for i in range(Month.parse(first).ordinal, Month.parse(last).ordinal + 1)])
-    rng = np.random.default_rng(seed)
-    r, omega = 0.88, 2.0 * np.pi / 36.0
-    x = np.zeros(months.size)
-    for t in range(2, months.size):
-        x[t] = 2 * r * np.cos(omega) * x[t - 1] - r * r * x[t - 2] + rng.normal(0.0, 0.1)
-    x = x * 0.85 / x[24:].std() + rng.normal(0.0, 0.12, months.size)
-    return pd.Series(np.round(x, 2), index=months, name="nino34_anomaly")
+def _example_anomaly_map(climate: "SyntheticClimate", month: Month, base: tuple[int, int]) -> np.ndarray:
+    """A synthetic month's SST anomaly field against its calendar month's mean over the base years."""
+    mean = np.mean([climate.grid(Month.of(year, month.month)).values for year in range(base[0], base[1] + 1)],
+                   axis=0)
+    return climate.grid(month).values - mean
 
 
-def _example_map(month: Month, anomaly: float, title: str, seed: int) -> SstMap:
-    """A tropical Pacific anomaly field: an equatorial tongue scaled to the Niño 3.4 anomaly, plus smooth noise."""
-    from scipy.ndimage import gaussian_filter
+def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
+                        model_version: str = "convlstm-example-0001", index_url: str = DEFAULT_INDEX_URL,
+                        with_history: bool = True, issued_at: dt.datetime | None = None) -> ReportData:
+    """A realistic :class:`ReportData` from the synthetic climate (:mod:`enso.synthetic`), for tests and demos.
 
-    from enso.geography import land_mask_on
-
-    lat = np.arange(-29.0, 30.0, 2.0)
-    lon = np.arange(101.0, 300.0, 2.0)
-    lat2d, lon2d = np.meshgrid(lat, lon, indexing="ij")
-    tongue = np.exp(-((lat2d / 8.0) ** 2) - ((lon2d - 225.0) / 45.0) ** 2)
-    noise = gaussian_filter(np.random.default_rng(seed).normal(0.0, 1.0, lat2d.shape), sigma=2.5)
-    noise *= 0.3 / noise.std()
-    values = (anomaly * 1.3 * tongue + noise).astype(np.float32)
-    values[land_mask_on(lat, lon, 2.0)] = np.nan
-    return SstMap(month, lat, lon, values, title)
-
-
-def example_report_data(nino34_anomaly: pd.Series | None = None, *, init_month: Month | str | None = None,
-                        model_version: str = "convlstm-example-0001",
-                        index_url: str = DEFAULT_INDEX_URL,
-                        with_history: bool = True, seed: int = 11,
-                        issued_at: dt.datetime | None = None) -> ReportData:
-    """A realistic :class:`ReportData` built from a monthly anomaly series (for tests and the demo).
-
-    ``nino34_anomaly`` (monthly ``PeriodIndex``) defaults to
-    :func:`example_anomalies` running 12 months past ``init_month`` (default
-    2025-12, where seed 11 has an El Niño decaying; for a given series, its
-    last month); months after the init month are
-    the "future" the example model half-knows. The baselines are
-    the real :mod:`enso.baselines`, fitted on the training period; the example
-    model is damped persistence nudged towards the truth, with skill fading with
-    lead. ``with_history=False`` gives a first operational month: no
-    verification, no last month's forecast, no outcomes. Hostile strings can be
-    injected through ``model_version`` and ``index_url`` (or
+    The Niño 3.4 anomalies and SST maps are those of the synthetic climate of
+    ``seed`` on its 2° grid (seed 8 has an El Niño peaking in 2025-12);
+    ``init_month`` must be 2001-01 or later (scores start in 2000). The
+    baselines are the real :mod:`enso.baselines`, fitted on the training period;
+    the example *model* is damped persistence nudged towards the synthetic
+    future, with skill fading with lead, and its lead-1 map is half today's
+    anomaly, half next month's. ``with_history=False`` gives a first operational
+    month: no verification, no last month's forecast, no outcomes. Hostile
+    strings can be injected through ``model_version`` and ``index_url`` (or
     :func:`dataclasses.replace`).
     """
     from enso.baselines import Climatology, DampedPersistence, Persistence, gaussian_phase_probabilities
+    from enso.synthetic import synthetic_climate
     from enso.verify import attach_observations, contingency_table, forecast_frame, score_table
 
-    if nino34_anomaly is None:
-        init = Month.parse(init_month or "2025-12")
-        truth = example_anomalies(last=init + 12, seed=seed)
-    else:
-        truth = nino34_anomaly.astype(float)
-        init = Month.parse(init_month) if init_month is not None else Month.parse(str(truth.index[-1]))
-    observed = truth.loc[:to_period(init)]
-    first = Month.parse(str(observed.index[0]))
+    init = Month.parse(init_month)
     base = DEFAULT_BASE_PERIOD
-    training = MonthSpan(first + 12, Month.of(1989, 12) if init.year > 2005 else init - 240)
-    selection = MonthSpan(training.last + 1, training.last + 120)
+    first = Month.of(1950, 1)
+    climate = synthetic_climate(seed, 2.0)
+    truth = climate.index_table(first, init + 12, base)["anomaly"].round(2)
+    observed = truth.loc[:to_period(init)]
+    training, selection = MonthSpan.parse("1951-01", "1989-12"), MonthSpan.parse("1990-01", "1999-12")
     scoring = MonthSpan(selection.last + 1, init - 13)
     oni_series = oni(observed)
     phase = pd.Series(phases_of(oni_series).to_numpy(), index=observed.index, dtype=object)
@@ -385,20 +361,20 @@ def example_report_data(nino34_anomaly: pd.Series | None = None, *, init_month: 
     persistence = Persistence().fit(observed, str(training.first), str(training.last))
     damped = DampedPersistence().fit(observed, str(training.first), str(training.last))
     rng = np.random.default_rng(seed + 1)
+    leads = np.arange(1, 13)
+    spread = 0.2 + 0.07 * leads  # the example model's error standard deviation by lead
 
     def model_frame(inits: pd.PeriodIndex) -> pd.DataFrame:
-        leads = np.arange(1, 13)
-        start = damped.predict(truth, inits)["anomaly"].to_numpy().reshape(inits.size, 12)
-        future = truth.reindex([i + int(k) for i in inits for k in leads]).to_numpy().reshape(inits.size, 12)
+        start = damped.predict(truth, inits)["anomaly"].to_numpy().reshape(inits.size, leads.size)
+        future = truth.reindex([i + int(k) for i in inits for k in leads]).to_numpy().reshape(inits.size, -1)
         weight = 0.55 * np.exp(-leads / 8.0)
         known = np.where(np.isfinite(future), future, start)
-        anomaly = start + weight * (known - start) + rng.normal(0.0, 0.08, (inits.size, 12)).cumsum(axis=1)
-        spread = 0.2 + 0.07 * leads
+        drift = rng.normal(0.0, 0.08, (inits.size, leads.size)).cumsum(axis=1)
+        anomaly = start + weight * (known - start) + drift
         return forecast_frame(inits, leads, anomaly, gaussian_phase_probabilities(anomaly, spread))
 
     def forecast_table(at: Month) -> ForecastTable:
         frame = model_frame(to_periods([at]))
-        spread = 0.2 + 0.07 * frame["lead"].to_numpy()
         table = pd.DataFrame({
             "lead": frame["lead"], "target_month": frame["target_month"],
             "nino34_anomaly": frame["anomaly"].round(2),
@@ -413,7 +389,7 @@ def example_report_data(nino34_anomaly: pd.Series | None = None, *, init_month: 
     baselines = pd.DataFrame({
         "persistence": persistence.predict(observed, at_init)["anomaly"].to_numpy(),
         "damped_persistence": damped.predict(observed, at_init)["anomaly"].to_numpy(),
-    }, index=pd.Index(range(1, 13), name="lead"))
+    }, index=pd.Index(leads, name="lead"))
 
     verification = outcomes = previous = None
     if with_history:
@@ -457,14 +433,18 @@ def example_report_data(nino34_anomaly: pd.Series | None = None, *, init_month: 
     sources = (
         SourceCutoff("CPC Niño 3.4 monthly index (ERSSTv5, 1991-2020 base)", init, index_url,
                      "3f5a" * 16, downloaded),
-        SourceCutoff("COBE-SST 2 monthly grids", init,
-                     "https://ds.data.jma.go.jp/tcc/tcc/products/elnino/cobesst/gpvdata", "9c0e" * 16, downloaded),
+        SourceCutoff("COBE-SST 2 monthly grids", init, DEFAULT_COBE_BASE_URL, "9c0e" * 16, downloaded),
     )
     model = ModelInfo(version=model_version, preset="small", training=training, selection=selection,
                       is_champion=with_history, sst_source="cobe",
                       created_at=dt.datetime(2024, 1, 3, 12, 0, tzinfo=dt.timezone.utc),
                       data_fingerprint="b7c1" * 16)
     forecast = forecast_table(init)
+    pacific_lat = (climate.lat >= -30) & (climate.lat <= 30)
+    pacific_lon = (climate.lon >= 100) & (climate.lon <= 300)
+    now = _example_anomaly_map(climate, init, base)[np.ix_(pacific_lat, pacific_lon)]
+    after = _example_anomaly_map(climate, init + 1, base)[np.ix_(pacific_lat, pacific_lon)]
+    lat, lon = climate.lat[pacific_lat], climate.lon[pacific_lon]
     return ReportData(
         init_month=init, issued_at=issued, sources=sources, model=model, current=current, forecast=forecast,
         method=MethodInfo(base_period=base, caveats=(
@@ -473,9 +453,8 @@ def example_report_data(nino34_anomaly: pd.Series | None = None, *, init_month: 
         )),
         phase_climatology=climatology.frequencies,
         baselines=baselines, previous_forecast=previous,
-        observed_map=_example_map(init, current.nino34_anomaly, f"Observed SST anomaly, {init}", seed),
-        predicted_map=_example_map(init + 1, float(forecast.leads["nino34_anomaly"].iloc[0]),
-                                   f"Predicted SST anomaly, {init + 1} (lead 1)", seed + 7),
+        observed_map=SstMap(init, lat, lon, now, f"Observed SST anomaly, {init}"),
+        predicted_map=SstMap(init + 1, lat, lon, (now + after) / 2, f"Predicted SST anomaly, {init + 1} (lead 1)"),
         verification=verification, outcomes=outcomes,
         provisional=(ProvisionalNote(init, "SST grids of the newest month are preliminary and may be revised"),),
     )

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -30,7 +29,7 @@ from enso.months import Month, to_period
 from enso.nino34 import PHASES
 from enso.verify import accuracy, gerrity, heidke, peirce
 from reports import charts
-from reports.data import ReportData, Verification, example_report_data
+from reports.data import ReportData, Verification, example_report_data, report_file_name
 
 PHASE_LABELS = {"la_nina": "La Niña", "neutral": "Neutral", "el_nino": "El Niño"}
 #: Score metrics compared against the baselines, and which direction is better.
@@ -53,7 +52,7 @@ class RenderedReport:
 
     @property
     def file_name(self) -> str:
-        return f"enso-report-{self.init_month}.html"
+        return report_file_name(self.init_month)
 
     def content_id(self, name: str) -> str:
         """The Content-ID (without angle brackets) of chart ``name`` in the email."""
@@ -108,21 +107,24 @@ def shortfalls(verification: Verification) -> list[Shortfall]:
 # --------------------------------------------------------------------------- formatting
 
 def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, (float, np.floating)) and not math.isfinite(value)) or \
-        (not isinstance(value, str) and pd.isna(value))  # type: ignore[arg-type]
+    """None, NaN, NaT or pandas.NA (scalars only)."""
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
 
 
-def signed(value: object, digits: int = 2) -> str:
+def signed(value: float | None, digits: int = 2) -> str:
     """``+0.42`` style; an en dash when missing."""
-    return "–" if _missing(value) else f"{float(value):+.{digits}f}"  # type: ignore[arg-type]
+    return "–" if _missing(value) else f"{float(value):+.{digits}f}"
 
 
-def number(value: object, digits: int = 2) -> str:
-    return "–" if _missing(value) else f"{float(value):.{digits}f}"  # type: ignore[arg-type]
+def number(value: float | None, digits: int = 2) -> str:
+    return "–" if _missing(value) else f"{float(value):.{digits}f}"
 
 
-def percent(value: object) -> str:
-    return "–" if _missing(value) else f"{100.0 * float(value):.0f} %"  # type: ignore[arg-type]
+def percent(value: float | None) -> str:
+    return "–" if _missing(value) else f"{100.0 * float(value):.0f} %"
 
 
 def phase_label(phase: object) -> str:

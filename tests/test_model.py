@@ -13,57 +13,39 @@ from enso.model.convlstm import ConvLSTM, ConvLSTMCell
 from enso.model.data import (SampleTensors, build_samples, encode_field, fit_damping, fit_statistics,
                              prepare_data, trailing_climatology)
 from enso.model.networks import AnomalyResidualNet, KeydanaNet
-from enso.model.phases import calibrate_sigma, forecast_oni, phase_probabilities
+from enso.model.phases import calibrate_sigma, forecast_oni
 from enso.model.predict import predict
 from enso.model.presets import PRESETS, GridSpec, Preset, ResidualDesign, get_preset
 from enso.model.train import TrainedModel, train
 from enso.model.trained import build_network
 from enso.months import Month, month_range
+from enso.synthetic import synthetic_grids, synthetic_index_table
 
 torch.set_num_threads(1)
 
 TRAIN_END, VALID_END = "1979-12", "1984-12"
-#: The reference network with few ConvLSTM channels, on the synthetic grid cropped to 40°S-40°N (16 x 24).
+#: The synthetic climate on a 10° grid: 18 x 36 cells (6 x 36 in the tiny preset's 30°S-30°N).
+RESOLUTION = 10.0
+#: The reference network with few ConvLSTM channels, on the grid cropped to 70°S-70°N (14 x 36).
 KEYDANA_SMALL = get_preset("keydana2021").replace(
-    grid=GridSpec(lat_range=(-40.0, 40.0)), hidden_channels=(4, 4, 8), kernel_sizes=(3, 3, 5), max_epochs=2)
+    grid=GridSpec(lat_range=(-70.0, 70.0)), hidden_channels=(4, 4, 8), kernel_sizes=(3, 3, 5), max_epochs=2)
 
 
-def synthetic(first: str = "1950-01", last: str = "1989-12", seed: int = 0,
-              values: np.ndarray | None = None) -> tuple[xr.DataArray, pd.DataFrame]:
-    """A 5° x 15° cube over 37.5°S-37.5°N with a land block, an ENSO-like oscillation, a seasonal
-    cycle and a trend; and its Niño 3.4 index table (box mean, anomaly vs 1961-1980, ONI, phase).
-
-    ``values`` (one per month) replaces the SST of every ocean cell (to encode months in the data).
-    """
-    rng = np.random.default_rng(seed)
-    months = pd.period_range(first, last, freq="M")
-    lat = np.arange(-37.5, 37.6, 5.0)
-    lon = np.arange(7.5, 360.0, 15.0)
-    n = len(months)
-    enso_signal = np.zeros(n)
-    for t in range(2, n):
-        enso_signal[t] = 1.7 * enso_signal[t - 1] - 0.78 * enso_signal[t - 2] + 0.25 * rng.standard_normal()
-    enso_signal /= enso_signal.std()
-    lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
-    pattern = np.exp(-(lat2 / 12) ** 2) * np.exp(-((lon2 - 220) / 60) ** 2)
-    calendar = months.month.to_numpy()
-    years = np.arange(n) / 12
-    sst = (28 - 0.01 * lat2**2)[None] + np.cos(2 * np.pi * (calendar - 3) / 12)[:, None, None] * (lat2 / 30)[None] \
-        + 0.01 * years[:, None, None] + 1.2 * enso_signal[:, None, None] * pattern[None] \
-        + 0.1 * rng.standard_normal((n,) + lat2.shape)
-    if values is not None:
-        sst = np.broadcast_to(np.asarray(values, dtype=np.float64)[:, None, None], sst.shape).copy()
-    sst[:, (lat2 > 10) & (lon2 < 60)] = np.nan
-    cube = xr.DataArray(sst.astype(np.float32), dims=("month", "lat", "lon"),
-                        coords={"month": months, "lat": lat, "lon": lon}, name="sst")
-    return cube, index_table(pd.Series(grids.box_mean(cube.values, lat, lon), index=months))
+def synthetic(first: str = "1950-01", last: str = "1989-12", seed: int = 0) -> tuple[xr.DataArray, pd.DataFrame]:
+    """The shared synthetic climate's SST cube and Niño 3.4 index table."""
+    cube = grids.stack(list(synthetic_grids(first, last, seed=seed, resolution_deg=RESOLUTION)))
+    return cube, synthetic_index_table(first, last, seed=seed, resolution_deg=RESOLUTION)
 
 
-def index_table(series: pd.Series) -> pd.DataFrame:
-    anomaly = nino34.anomaly(series, (1961, 1980))
-    oni = nino34.oni(anomaly)
-    return pd.DataFrame({"nino34": series, "anomaly": anomaly, "oni": oni,
-                         "phase": nino34.phases_of(oni).to_numpy()}, index=series.index)
+def month_encoded(first: str, last: str) -> tuple[xr.DataArray, pd.DataFrame]:
+    """A cube whose every ocean cell, and an index whose Niño 3.4, hold the month's ordinal number."""
+    cube, _ = synthetic(first, last)
+    ordinal = np.array([Month.of(p.year, p.month).ordinal for p in cube.month.values], dtype=np.float64)
+    values = np.where(np.isnan(cube.values), np.nan, ordinal[:, None, None]).astype(np.float32)
+    months = pd.PeriodIndex(cube.month.values, freq="M")
+    index = pd.DataFrame({"nino34": ordinal, "anomaly": np.zeros(ordinal.size), "oni": np.zeros(ordinal.size),
+                          "phase": nino34.NEUTRAL}, index=months)
+    return cube.copy(data=values), index
 
 
 @pytest.fixture(scope="module")
@@ -183,10 +165,7 @@ def test_presets_round_trip_through_json() -> None:
 
 def test_keydana_samples_align_inputs_and_targets_with_months() -> None:
     """Every value encodes its month: window = init-5..init, grid target = init+1, lead L = init+L."""
-    months = pd.period_range("1960-01", "1969-12", freq="M")
-    ordinal = np.array([Month.of(p.year, p.month).ordinal for p in months], dtype=np.float64)
-    cube, _ = synthetic("1960-01", "1969-12", values=ordinal)
-    index = index_table(pd.Series(ordinal, index=months))
+    cube, index = month_encoded("1960-01", "1969-12")
     preset = KEYDANA_SMALL
     prepared = prepare_data(cube, index, preset.grid)
     stats = fit_statistics(preset, prepared, Month.parse("1969-12"))
@@ -344,7 +323,7 @@ def test_predict_gives_twelve_leads_with_probabilities(data: tuple[xr.DataArray,
     assert np.allclose(probabilities.sum(axis=1), 1.0) and (probabilities >= 0).all()
     assert set(frame["phase"]) <= set(nino34.PHASES)
     assert (frame["phase"] == [nino34.phase_of(v) for v in frame["oni"]]).all()
-    climatology = nino34.climatology(index["nino34"], (1961, 1980))
+    climatology = (index["nino34"] - index["anomaly"]).groupby(index.index.month).mean()
     expected = climatology.reindex(frame["target_month"].dt.month).to_numpy()
     assert np.allclose(frame["nino34"] - frame["nino34_anomaly"], expected)
     assert frame["sst_anomaly_grid"].isna().all()
@@ -366,7 +345,7 @@ def test_predict_beyond_the_data_and_needs_every_input_month(data: tuple[xr.Data
     with pytest.raises(ValueError, match="needs grids of at least"):
         predict(tiny_model, cube.sel(month=slice("1985-01", None)), index, ["1987-02"], device="cpu")
     with pytest.raises(ValueError, match="model grid"):
-        predict(tiny_model, grids.coarsen(cube, 15.0), index, ["1987-02"], device="cpu")
+        predict(tiny_model, grids.coarsen(cube, 20.0), index, ["1987-02"], device="cpu")
 
 
 def test_serialised_model_gives_identical_predictions(data: tuple[xr.DataArray, pd.DataFrame],
@@ -393,7 +372,7 @@ def test_keydana_reference_trains_and_forecasts_grids(data: tuple[xr.DataArray, 
     assert np.allclose(probabilities.sum(axis=1), 1.0)
     assert (frame["phase"] == [nino34.PHASES[k] for k in probabilities.argmax(axis=1)]).all()
     grid = frame["sst_anomaly_grid"].iloc[0]
-    assert isinstance(grid, xr.DataArray) and grid.shape == (16, 24)
+    assert isinstance(grid, xr.DataArray) and grid.shape == (14, 36)
     assert grid.attrs["target_month"] == "1986-06"
     assert np.array_equal(np.isnan(grid.values), model.statistics["land"])
     assert frame["sst_anomaly_grid"].iloc[1:].isna().all()
@@ -404,15 +383,14 @@ def test_keydana_reference_trains_and_forecasts_grids(data: tuple[xr.DataArray, 
 
 # --------------------------------------------------------------------------- phase probabilities
 
-def test_forecast_oni_and_gaussian_phase_probabilities() -> None:
+def test_forecast_oni_and_calibrated_sigma() -> None:
     anomaly = np.array([[1.0, 2.0, 3.0] + [0.0] * 9])
     oni = forecast_oni(anomaly, np.array([0.0]))
     assert np.allclose(oni[0, :3], [1.0, 2.0, 5.0 / 3.0]) and np.isclose(oni[0, 11], 0.0)
     assert np.isclose(forecast_oni(anomaly, np.array([np.nan]))[0, 0], 1.5)
-    sigma = calibrate_sigma(np.array([[0.1, 0.0, 0.5] + [0.0] * 9]), np.zeros((1, 12)))
-    assert np.allclose(sigma[:3], [0.1, 0.1, 0.5]) and (np.diff(sigma) >= 0).all()
-    p = phase_probabilities(np.array([[-2.0, 0.0, 0.5, 3.0] + [0.0] * 8]), np.full(12, 0.5))
-    assert np.allclose(p.sum(axis=-1), 1.0)
-    assert p[0, 0].argmax() == 0 and p[0, 1].argmax() == 1 and p[0, 3].argmax() == 2
-    assert np.isclose(p[0, 2, 2], 0.5)
-    assert np.allclose(p[0, 1, 0], p[0, 1, 2])
+    errors = np.array([[0.1, 0.0, 0.5] + [0.0] * 8 + [np.nan], [-0.1, 0.0, 0.5] + [0.0] * 8 + [np.nan]])
+    sigma = calibrate_sigma(errors, np.zeros((2, 12)))
+    # RMSE per lead, made non-decreasing; lead 12 (no pairs) takes lead 11's value.
+    assert np.allclose(sigma[:3], [0.1, 0.1, 0.5]) and np.allclose(sigma[3:], 0.5)
+    with pytest.raises(ValueError, match="no observed ONI at lead 1"):
+        calibrate_sigma(np.full((1, 12), np.nan), np.zeros((1, 12)))

@@ -161,6 +161,13 @@ def test_message_structure(message: email.message.EmailMessage, rendered: Render
     _check_report_email(message.as_bytes(), rendered)
 
 
+def test_first_month_message_has_only_the_charts_it_draws() -> None:
+    data = example_report_data(with_history=False)
+    rendered = render_report(data)
+    assert "skill_by_lead.png" not in rendered.images
+    _check_report_email(build_message(rendered, data, sender=SENDER, recipients=RECIPIENTS).as_bytes(), rendered)
+
+
 def test_message_needs_recipients(rendered: RenderedReport, data: ReportData) -> None:
     with pytest.raises(ValueError, match="no recipients"):
         build_message(rendered, data, sender=SENDER, recipients=[])

@@ -38,6 +38,8 @@ from enso.nino34 import PHASES
 
 INDEX_COLUMNS = ("nino34", "anomaly", "oni", "phase")
 N_LEADS = len(FORECAST_LEADS)
+#: Input channels of the residual design, per month (Keydana reads one: normalised SST).
+RESIDUAL_CHANNELS = ("sst_anomaly", "land", "calendar_sin", "calendar_cos")
 
 
 def prepare_grid(cube: xr.DataArray, grid: GridSpec) -> xr.DataArray:
@@ -430,9 +432,8 @@ class SampleTensors:
     """A set of samples and the input field as tensors on one device, built once.
 
     Batches are index look-ups: ``inputs(idx)`` gathers the input windows of
-    the cases ``idx`` into (B, T, C, H, W). Residual inputs carry four channels
-    per month (detrended SST anomaly, land mask, sin and cos of the calendar
-    month); Keydana inputs one (normalised SST).
+    the cases ``idx`` into (B, T, C, H, W). Residual inputs carry the
+    :data:`RESIDUAL_CHANNELS` per month; Keydana inputs one (normalised SST).
     """
 
     def __init__(self, preset: Preset, field: np.ndarray, stats: dict[str, np.ndarray], data: ModelData,

@@ -6,8 +6,9 @@ mean of the forecast anomalies of leads L-1, L, L+1, where lead 0 is the
 observed anomaly of the init month and lead 13, not forecast, is left out.
 
 The probability of each phase is the mass of N(forecast ONI, sigma_L^2) below
--0.5, between, and above +0.5, with sigma_L the RMSE of the ensemble-mean ONI
-forecast of lead L over the validation period (never the test period). The
+-0.5, between, and above +0.5 (:func:`enso.baselines.gaussian_phase_probabilities`),
+with sigma_L the RMSE of the ensemble-mean ONI forecast of lead L over the
+validation period (never the test period). The
 ensemble spread is not used: a few seeds of one network are far less spread
 than their error. sigma is made non-decreasing in lead (errors grow with lead;
 this also fills a lead that the validation period cannot score).
@@ -16,9 +17,6 @@ this also fills a lead that the validation period cannot score).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr
-
-from enso.nino34 import PHASE_THRESHOLD
 
 #: Smallest sigma (°C) used, so that a perfect validation score cannot give certainties.
 MIN_SIGMA = 0.05
@@ -48,10 +46,3 @@ def calibrate_sigma(oni_forecast: np.ndarray, oni_observed: np.ndarray) -> np.nd
         rmse = np.sqrt((np.where(known, error, 0.0) ** 2).sum(axis=0) / count)
     rmse = np.where(count > 0, rmse, 0.0)
     return np.maximum.accumulate(np.maximum(rmse, MIN_SIGMA))
-
-
-def phase_probabilities(oni: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """(n, 12, 3) probabilities of La Niña, neutral, El Niño (PHASES order) for (n, 12) ONI forecasts."""
-    p_la_nina = ndtr((-PHASE_THRESHOLD - oni) / sigma)
-    p_el_nino = 1.0 - ndtr((PHASE_THRESHOLD - oni) / sigma)
-    return np.stack([p_la_nina, 1.0 - p_la_nina - p_el_nino, p_el_nino], axis=-1)

@@ -28,8 +28,9 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from enso.baselines import gaussian_phase_probabilities
 from enso.model.data import ModelData, SampleTensors, Samples, build_samples, encode_field, prepare_data
-from enso.model.phases import forecast_oni, phase_probabilities
+from enso.model.phases import forecast_oni
 from enso.model.presets import FORECAST_LEADS, KeydanaDesign, ResidualDesign
 from enso.model.trained import TrainedModel
 from enso.months import Month
@@ -158,7 +159,7 @@ def forecast_frame(model: TrainedModel, data: ModelData, samples: Samples, cases
         probabilities = cases.head_probabilities
         phases = [PHASES[k] for k in probabilities.reshape(-1, len(PHASES)).argmax(axis=1)]
     else:
-        probabilities = phase_probabilities(cases.oni, model.statistics["oni_error_sd"])
+        probabilities = gaussian_phase_probabilities(cases.oni, model.statistics["oni_error_sd"])
         phases = [phase_of(v) for v in cases.oni.ravel()]
     init = [data.month(r) for r in samples.init_rows]
     lead = np.tile(np.asarray(FORECAST_LEADS), n)

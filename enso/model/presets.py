@@ -165,7 +165,8 @@ PRESETS: dict[str, Preset] = {
     "keydana2021": Preset(
         name="keydana2021",
         description="The reference method (Keydana 2021) exactly: 1° SST 55°S-60°N, 6-month window, "
-                    "3-layer ConvLSTM, lead 1 (leads 2-12 by rollout of the grid head). Needs a GPU.",
+                    "3-layer ConvLSTM, lead 1 (leads 2-12 by rollout of the grid head); the reference "
+                    "trained with train_end=1989-12 and validated on 1990-01..2020-08. Needs a GPU.",
         grid=GridSpec(lat_range=(-55.0, 60.0)),
         design=KeydanaDesign(),
         n_timesteps=6,
@@ -181,7 +182,7 @@ PRESETS: dict[str, Preset] = {
     "residual-anomaly": _CPU_SMALL.replace(
         name="residual-anomaly",
         description="The residual anomaly design at 2° over 40°S-40°N with 16 channels and a "
-                    "10-member ensemble; sized for a GPU worker.",
+                    "10-member ensemble; sized for a GPU worker (not yet scored on real data).",
         grid=GridSpec(lat_range=(-40.0, 40.0), resolution_deg=2.0),
         hidden_channels=(16, 16),
         kernel_sizes=(5, 3),

@@ -10,13 +10,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from enso.model.presets import KeydanaDesign, Preset
+from enso.model.data import RESIDUAL_CHANNELS
 from enso.model.networks import AnomalyResidualNet, KeydanaNet
+from enso.model.presets import FORECAST_LEADS, KeydanaDesign, Preset
 
 #: Version of the byte layout written by :meth:`TrainedModel.to_bytes`.
 FORMAT_VERSION = 1
-#: Input channels of the residual design: SST anomaly, land mask, sin and cos of the calendar month.
-RESIDUAL_INPUT_CHANNELS = 4
 
 
 def build_network(preset: Preset, statistics: dict[str, np.ndarray]) -> nn.Module:
@@ -32,8 +31,8 @@ def build_network(preset: Preset, statistics: dict[str, np.ndarray]) -> nn.Modul
             raise ValueError(f"preset {preset.name} wraps around in longitude, but its grid covers "
                              f"{lon.size} x {spacing}° (not the whole globe)")
     net = AnomalyResidualNet(
-        RESIDUAL_INPUT_CHANNELS, preset.hidden_channels, preset.kernel_sizes,
-        n_leads=12, head_channels=design.head_channels, pool_size=design.pool_size,
+        len(RESIDUAL_CHANNELS), preset.hidden_channels, preset.kernel_sizes,
+        n_leads=len(FORECAST_LEADS), head_channels=design.head_channels, pool_size=design.pool_size,
         dropout=design.dropout, circular_lon=preset.circular_lon, forget_bias=preset.forget_bias,
     )
     if "damping" in statistics:
