@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
@@ -59,6 +60,24 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Report recipients: a JSON list or comma-separated addresses.",
     )
+
+    # Schedules of the Prefect deployments (see deployments/deploy.py)
+    monthly_cron: str = Field(
+        default="0 6 12 * *",
+        description="Cron of the monthly run (ingest, forecast, verify, report, email); default the 12th 06:00.",
+    )
+    retrain_cron: str = Field(default="0 8 1 1,4,7,10 *", description="Cron of the retraining run (quarterly).")
+    schedule_timezone: str = Field(default="UTC", description="IANA timezone the crons are read in (DST-aware).")
+
+    @field_validator("schedule_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        """Reject a timezone the scheduler would not know, at startup rather than at deploy time."""
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"ENSO_SCHEDULE_TIMEZONE={value!r} is not an IANA timezone (e.g. UTC, Europe/Berlin)")
+        return value
 
     @field_validator("report_to", mode="before")
     @classmethod

@@ -80,6 +80,114 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from db.forecasting import train_and_register
+
+    engine = open_store(settings)
+    result = train_and_register(engine, settings, args.preset, train_end=Month.parse(args.train_end),
+                                valid_end=Month.parse(args.valid_end), device=args.device, seed=args.seed,
+                                max_epochs=args.max_epochs, progress=not args.quiet)
+    print(f"registered model {result.version}")
+    print(format_scores("validation", result.metrics["validation"],
+                        result.metrics["validation_persistence"]))
+    if "test" in result.metrics:
+        print(format_scores(f"test {result.metrics['test']['period']}", result.metrics["test"], None))
+    print(result.reason)
+    return 0
+
+
+def format_scores(title: str, scores: dict, persistence: dict | None) -> str:
+    """A per-lead table of ACC/RMSE (and persistence's, when given)."""
+    def cell(v: object) -> str:
+        return "  -  " if v is None else f"{v:5.2f}"
+
+    lines = [f"{title}:", "  lead " + " ".join(f"{k:>5}" for k in scores["lead"])]
+    lines.append("  ACC  " + " ".join(cell(v) for v in scores["acc"]))
+    lines.append("  RMSE " + " ".join(cell(v) for v in scores["rmse"]))
+    if persistence is not None:
+        lines.append("  persistence ACC  " + " ".join(cell(v) for v in persistence["acc"]))
+        lines.append("  persistence RMSE " + " ".join(cell(v) for v in persistence["rmse"]))
+    return "\n".join(lines)
+
+
+def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
+    from db.forecasting import forecast
+
+    engine = open_store(settings)
+    result = forecast(engine, init_month=Month.parse(args.init) if args.init else None, version=args.model)
+    print(f"model {result.choice.info.version} ({result.choice.reason}); init month {result.init_month}; "
+          f"{result.rows} rows written to table forecast (kind operational)")
+    print(" lead  target   anomaly  phase     P(La Niña) P(neutral) P(El Niño)")
+    for r in result.frame.itertuples(index=False):
+        print(f" {r.lead:>4}  {r.target_month}  {r.nino34_anomaly:+7.2f}  {r.phase:<9} {r.p_la_nina:10.2f} "
+              f"{r.p_neutral:10.2f} {r.p_el_nino:10.2f}")
+    return 0
+
+
+def cmd_hindcast(args: argparse.Namespace, settings: Settings) -> int:
+    from db.forecasting import hindcast
+
+    engine = open_store(settings)
+    result = hindcast(engine, Month.parse(args.start), Month.parse(args.end), version=args.model,
+                      progress=not args.quiet)
+    print(f"model {result.choice.info.version} ({result.choice.reason}): {result.rows} hindcast rows for init "
+          f"months {args.start}..{args.end}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from db import registry
+
+    engine = open_store(settings)
+    if args.action == "promote":
+        if not args.version:
+            raise ValueError("enso models promote needs a VERSION (see `enso models list`)")
+        info = registry.promote(engine, args.version)
+        print(f"{info.version} is now the champion")
+        return 0
+    models = registry.list_models(engine)
+    if not models:
+        print("no models yet: run `enso train`")
+    for m in models:
+        rmse = m.validation_rmse
+        print(f"{m.status:<10} {m.version:<48} {m.preset:<16} train ..{m.train_end} valid ..{m.valid_end} "
+              f"valid RMSE {'-' if rmse is None else f'{rmse:.3f}'}  {m.created_at:%Y-%m-%d %H:%M}")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    from prefect.client.orchestration import get_client
+    from prefect.settings import get_current_settings
+
+    from deployments.deploy import deploy_all
+
+    api_url = get_current_settings().api.url
+    if not api_url:
+        print("error: PREFECT_API_URL is not set: start a server (`prefect server start`) and export "
+              "PREFECT_API_URL=http://<host>:4200/api", file=sys.stderr)
+        return 2
+    with get_client(sync_client=True) as client:
+        unhealthy = client.api_healthcheck()
+    if unhealthy:
+        print(f"error: the Prefect API at {api_url} is unreachable: {unhealthy}", file=sys.stderr)
+        return 2
+    ids = deploy_all(monthly_cron=args.monthly_cron or settings.monthly_cron,
+                     timezone=args.timezone or settings.schedule_timezone,
+                     retrain_cron=args.retrain_cron or settings.retrain_cron, paused=args.paused)
+    print(f"registered at {api_url}:")
+    with get_client(sync_client=True) as client:
+        for deployment_id in ids:
+            d = client.read_deployment(deployment_id)
+            when = ", ".join(f"cron '{s.schedule.cron}' {s.schedule.timezone}" for s in d.schedules) or "on demand"
+            print(f"  {client.read_flow(d.flow_id).name}/{d.name}  pool {d.work_pool_name}  {when}"
+                  + ("  (paused)" if d.paused else ""))
+    print("start the workers where the code and ENSO_* settings are:\n"
+          "  prefect worker start --pool cpu --type process --install-policy never\n"
+          "  prefect worker start --pool gpu --type process --install-policy never   # on the GPU host\n"
+          "then e.g.: prefect deployment run 'backfill/backfill' -p start=1891-01 -p end=2020-12")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="enso", description="ENSO forecasting system (settings: ENSO_* env vars)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,9 +211,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_backfill)
 
+    p = sub.add_parser("train", help="train, evaluate and register a model (promoted if it beats the champion)")
+    p.add_argument("--preset", default="cpu-small", help="keydana2021, residual-anomaly, cpu-small, tiny")
+    p.add_argument("--train-end", default="1979-12", help="last init month of the training period")
+    p.add_argument("--valid-end", default="1989-12", help="last month of the validation (selection) period")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-epochs", type=int, help="override the preset's epoch limit")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("forecast", help="forecast leads 1-12 into the forecast table")
+    p.add_argument("--init", help="init month YYYY-MM (default: the newest month of data)")
+    p.add_argument("--model", help="model version (default: the champion)")
+    p.set_defaults(func=cmd_forecast)
+
+    p = sub.add_parser("hindcast", help="out-of-sample forecasts for every init month of a range")
+    p.add_argument("--start", required=True)
+    p.add_argument("--end", required=True)
+    p.add_argument("--model", help="model version (default: the champion)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_hindcast)
+
+    p = sub.add_parser("models", help="list the registry, or promote a model by hand")
+    p.add_argument("action", choices=["list", "promote"])
+    p.add_argument("version", nargs="?")
+    p.set_defaults(func=cmd_models)
+
     p = sub.add_parser("status", help="what the store holds, gaps, newest months, last ingest outcomes")
     p.add_argument("--recent", type=int, default=10, help="how many recent ingest attempts to show")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("deploy", help="create the Prefect work pools and register the deployments (PREFECT_API_URL)")
+    p.add_argument("--monthly-cron", help="cron of the monthly run (default ENSO_MONTHLY_CRON, '0 6 12 * *')")
+    p.add_argument("--timezone", help="IANA timezone of the crons (default ENSO_SCHEDULE_TIMEZONE, UTC)")
+    p.add_argument("--retrain-cron", help="cron of retraining (default ENSO_RETRAIN_CRON, '0 8 1 1,4,7,10 *')")
+    p.add_argument("--paused", action="store_true", help="register the deployments paused (no scheduled runs)")
+    p.set_defaults(func=cmd_deploy)
     return parser
 
 

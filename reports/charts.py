@@ -179,19 +179,13 @@ def sst_map_png(sst_map: SstMap, limit: float) -> bytes:
     return _png(fig)
 
 
-def _all_months(verification: Verification, metric: str) -> pd.DataFrame:
-    """Scores of one metric over all target months: rows lead, one column per forecaster."""
-    rows = verification.scores.query("target_calendar_month == 0 and metric == @metric")
-    return rows.pivot_table(index="lead", columns="forecaster", values="value", aggfunc="first", dropna=False)
-
-
 def skill_by_lead_png(verification: Verification) -> bytes:
     """ACC and RMSE by lead for the model and every baseline (two panels)."""
     fig = _figure(3.2)
     axes = fig.subplots(1, 2)
     for ax, metric, title in ((axes[0], "acc", "Anomaly correlation (higher is better)"),
                               (axes[1], "rmse", "RMSE, °C (lower is better)")):
-        table = _all_months(verification, metric)
+        table = verification.by_lead(metric)
         for name in [verification.model_forecaster] + verification.baselines:
             if name not in table.columns or table[name].isna().all():
                 continue

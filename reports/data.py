@@ -227,6 +227,7 @@ class Verification:
         scores = self.scores.copy()
         scores["target_calendar_month"] = (pd.to_numeric(scores["target_calendar_month"], errors="coerce")
                                            .fillna(0).astype(int))
+        scores["value"] = pd.to_numeric(scores["value"], errors="coerce").astype(float)
         object.__setattr__(self, "scores", scores)
         if self.model_forecaster not in set(scores["forecaster"]):
             raise ValueError(f"verification scores over {self.period}: no rows for the model "
@@ -235,6 +236,11 @@ class Verification:
         if table is not None and (list(table.index) != list(PHASES) or list(table.columns) != list(PHASES)):
             raise ValueError(f"contingency table over {self.period}: rows and columns must be {PHASES} "
                              "(rows forecast, columns observed)")
+
+    def by_lead(self, metric: str) -> pd.DataFrame:
+        """One metric over all target months: rows lead, one column per forecaster (NaN where missing)."""
+        rows = self.scores[(self.scores["target_calendar_month"] == 0) & (self.scores["metric"] == metric)]
+        return rows.pivot_table(index="lead", columns="forecaster", values="value", aggfunc="first", dropna=False)
 
     @property
     def baselines(self) -> list[str]:
@@ -301,6 +307,14 @@ class ReportData:
             ProvisionalNote(m, f"Niño 3.4 anomaly of {m} is in, but its ONI and observed phase need {m + 1}")
             for m in self.current.provisional_months)
         return derived + self.provisional
+
+    @property
+    def scores_out_of_sample(self) -> bool | None:
+        """Whether the scored init months all come after the training and selection periods (None: no scores)."""
+        if self.verification is None:
+            return None
+        used = self.model.selection.last if self.model.selection else self.model.training.last
+        return self.verification.period.first > max(used, self.model.training.last)
 
     @property
     def file_name(self) -> str:

@@ -87,10 +87,8 @@ def _join_numbers(values: Sequence[int]) -> str:
 def shortfalls(verification: Verification) -> list[Shortfall]:
     """Where the model is worse than a baseline (ACC lower, RMSE higher), baseline by baseline."""
     out = []
-    scores = verification.scores.query("target_calendar_month == 0")
     for metric, higher_better in HIGHER_IS_BETTER.items():
-        table = scores[scores["metric"] == metric].pivot_table(
-            index="lead", columns="forecaster", values="value", aggfunc="first")
+        table = verification.by_lead(metric)
         if verification.model_forecaster not in table.columns:
             continue
         model = table[verification.model_forecaster]
@@ -173,11 +171,9 @@ def _forecast_rows(data: ReportData) -> list[dict[str, object]]:
 
 def _skill_tables(verification: Verification) -> list[dict[str, object]]:
     """Per metric: leads, and one row per forecaster (model first) with values and worse-than flags."""
-    scores = verification.scores.query("target_calendar_month == 0")
     tables = []
     for metric, higher_better in HIGHER_IS_BETTER.items():
-        table = scores[scores["metric"] == metric].pivot_table(
-            index="forecaster", columns="lead", values="value", aggfunc="first", dropna=False)
+        table = verification.by_lead(metric).T
         if verification.model_forecaster not in table.index:
             continue
         model = table.loc[verification.model_forecaster]

@@ -1,9 +1,15 @@
 """Shared fixtures: a PostgreSQL database per session, a fresh store per test (SQLite and PostgreSQL),
-settings pointing at a loopback mirror."""
+settings pointing at a loopback mirror, an ephemeral Prefect harness and a real Prefect server."""
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Iterator
 
@@ -71,3 +77,77 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+PREFECT_SERVER_STARTUP_SECONDS = 120
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(api_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _stop_process_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (uvicorn and its services), SIGKILL it if it lingers."""
+    if proc.poll() is not None:
+        return
+    for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``prefect server start`` for the session: SQLite in its own PREFECT_HOME, a free loopback
+    port, analytics off, UI off. Yields its API URL (``http://127.0.0.1:<port>/api``).
+
+    Clients talk to it with ``prefect.settings.temporary_settings({PREFECT_API_URL: url})``
+    in-process, or ``PREFECT_API_URL=url`` in a subprocess (e.g. a worker). On a failed start
+    the error carries the server log; the process group is killed at the end.
+    """
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = _free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update({
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_UI_ENABLED": "false",
+    })
+    log_path = home / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + PREFECT_SERVER_STARTUP_SECONDS
+        while not _healthy(api_url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                reason = (f"exited with code {proc.returncode}" if proc.poll() is not None
+                          else f"not healthy after {PREFECT_SERVER_STARTUP_SECONDS} s")
+                raise RuntimeError(f"prefect server on port {port} {reason}; its log ({log_path}):\n"
+                                   + log_path.read_text(errors="replace")[-6000:])
+            time.sleep(0.5)
+        yield api_url
+    finally:
+        _stop_process_group(proc)

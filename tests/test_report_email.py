@@ -13,7 +13,6 @@ import ssl
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -279,7 +278,7 @@ def test_missing_host_is_reported(message) -> None:
     assert caught.value.attempts == 0
 
 
-def test_smtp_settings_from_settings(tmp_path: Path) -> None:
+def test_smtp_settings_from_settings() -> None:
     settings = Settings(smtp_host="mail.example.org", smtp_port=465, smtp_user="u", smtp_password=PASSWORD,
                         smtp_security="ssl", smtp_timeout=12.5)
     smtp = SmtpSettings.from_settings(settings)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from enso.months import Month
-from reports.data import ForecastTable, ReportData, example_report_data
+from reports.data import ForecastTable, MonthSpan, ReportData, example_report_data
 from reports.render import bar_widths, main, render_report, summary_text
 
 HOSTILE_VERSION = "<script>alert(1)</script>"
@@ -175,6 +175,15 @@ def test_month_whose_oni_is_known_is_not_flagged(data: ReportData) -> None:
     assert settled.provisional_notes == ()
     text = _text(render_report(settled).html)
     assert "Provisional values" not in text and "no ONI yet" not in text
+
+
+def test_scores_overlapping_the_training_period_are_flagged(data: ReportData, rendered) -> None:
+    assert data.scores_out_of_sample
+    assert "not out of sample" not in _text(rendered.html)
+    overlapping = replace(data, verification=replace(data.verification, period=MonthSpan.parse("1985-01", "2024-11")))
+    assert overlapping.scores_out_of_sample is False
+    assert "These scores are not out of sample: the scored init months (1985-01 to 2024-11) overlap" in \
+        _text(render_report(overlapping).html)
 
 
 def _worse_leads(scores: pd.DataFrame, model: str, baseline: str, metric: str) -> list[int]:

@@ -1,0 +1,105 @@
+"""Forecast rows and lead-1 anomaly grids in the store.
+
+Writes replace: the rows of a (model, kind, init month) are deleted and written
+again in the caller's transaction, so reruns never duplicate and a failed run
+leaves the previous forecast in place.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import xarray as xr
+from sqlalchemy import Connection, Engine, and_, delete, insert, select
+
+from db import codec
+from db.schema import Forecast, ForecastGrid, utcnow
+from db.store import date_month, month_date
+from enso.months import Month
+
+FORECAST_COLUMNS = ("init_month", "target_month", "lead_months", "nino34", "nino34_anomaly", "p_la_nina",
+                    "p_neutral", "p_el_nino", "phase")
+
+
+def _month(value: object) -> Month:
+    return Month.parse(str(value))
+
+
+def write_forecasts(conn: Connection, frame: pd.DataFrame, *, model_version: str, kind: str, base_period: str,
+                    flow_run_id: str | None = None) -> int:
+    """Replace the forecasts of every init month in ``frame`` (a :func:`enso.model.predict.predict` frame)."""
+    if kind not in ("operational", "hindcast"):
+        raise ValueError(f"forecast kind must be 'operational' or 'hindcast', not {kind!r}")
+    inits = sorted({_month(m) for m in frame["init_month"]})
+    now = utcnow()
+    for m in inits:
+        where = and_(Forecast.model_version == model_version, Forecast.kind == kind,
+                     Forecast.init_month == month_date(m))
+        conn.execute(delete(Forecast).where(where))
+        conn.execute(delete(ForecastGrid).where(ForecastGrid.model_version == model_version,
+                                                ForecastGrid.kind == kind, ForecastGrid.init_month == month_date(m)))
+    probabilities = frame[["p_la_nina", "p_neutral", "p_el_nino"]].to_numpy(dtype=float)
+    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    rows = [
+        dict(model_version=model_version, kind=kind, init_month=month_date(_month(r.init_month)),
+             target_month=month_date(_month(r.target_month)), lead_months=int(r.lead),
+             nino34=float(r.nino34), nino34_anomaly=float(r.nino34_anomaly),
+             p_la_nina=float(p[0]), p_neutral=float(p[1]), p_el_nino=float(p[2]), phase=str(r.phase),
+             base_period=base_period, created_at=now, flow_run_id=flow_run_id)
+        for r, p in zip(frame.itertuples(index=False), probabilities)
+    ]
+    if rows:
+        conn.execute(insert(Forecast), rows)
+    if "sst_anomaly_grid" in frame:
+        for r in frame.itertuples(index=False):
+            grid = getattr(r, "sst_anomaly_grid")
+            if isinstance(grid, xr.DataArray):
+                conn.execute(insert(ForecastGrid).values(
+                    model_version=model_version, kind=kind, init_month=month_date(_month(r.init_month)),
+                    target_month=month_date(_month(r.target_month)), nlat=grid.shape[0], nlon=grid.shape[1],
+                    lat=codec.pack_coords(grid.lat.values), lon=codec.pack_coords(grid.lon.values),
+                    values_zstd=codec.pack_float32(grid.values), created_at=now))
+    return len(rows)
+
+
+def load_forecasts(engine: Engine, *, model_version: str | None = None, kind: str | None = None,
+                   init_start: Month | None = None, init_end: Month | None = None) -> pd.DataFrame:
+    """Stored forecasts as a frame (init_month/target_month as monthly Periods, ``lead``), oldest first."""
+    stmt = select(Forecast)
+    if model_version:
+        stmt = stmt.where(Forecast.model_version == model_version)
+    if kind:
+        stmt = stmt.where(Forecast.kind == kind)
+    if init_start:
+        stmt = stmt.where(Forecast.init_month >= month_date(init_start))
+    if init_end:
+        stmt = stmt.where(Forecast.init_month <= month_date(init_end))
+    with engine.connect() as conn:
+        rows = conn.execute(stmt.order_by(Forecast.init_month, Forecast.lead_months)).all()
+    frame = pd.DataFrame([r._asdict() for r in rows])
+    if frame.empty:
+        return pd.DataFrame(columns=["model_version", "kind", "init_month", "target_month", "lead",
+                                     "nino34", "nino34_anomaly", "p_la_nina", "p_neutral", "p_el_nino", "phase"])
+    frame = frame.rename(columns={"lead_months": "lead"})
+    for col in ("init_month", "target_month"):
+        frame[col] = pd.PeriodIndex([pd.Period(d, freq="M") for d in frame[col]], freq="M")
+    return frame
+
+
+def load_forecast_grid(engine: Engine, *, model_version: str, kind: str, init_month: Month) -> xr.DataArray | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(ForecastGrid).where(
+            ForecastGrid.model_version == model_version, ForecastGrid.kind == kind,
+            ForecastGrid.init_month == month_date(init_month))).first()
+    if row is None:
+        return None
+    lat, lon = codec.unpack_coords(row.lat), codec.unpack_coords(row.lon)
+    values = codec.unpack_float32(row.values_zstd, (row.nlat, row.nlon))
+    return xr.DataArray(values, dims=("lat", "lon"), coords={"lat": lat, "lon": lon}, name="sst_anomaly",
+                        attrs={"target_month": str(date_month(row.target_month))})
+
+
+def forecast_init_months(engine: Engine, *, model_version: str, kind: str) -> list[Month]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(Forecast.init_month).distinct().where(
+            Forecast.model_version == model_version, Forecast.kind == kind).order_by(Forecast.init_month)).scalars()
+        return [date_month(d) for d in rows]
