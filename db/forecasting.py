@@ -110,7 +110,7 @@ def train_and_register(engine: Engine, settings: Settings, preset_name: str, *, 
             Month.parse(trained.data_window["valid_first_init"])) + 1)]
     valid_frame = predict(trained, cube, index, valid_inits, device=device)
     persistence = Persistence().fit(anomaly, None, train_end)
-    pers_frame = persistence.predict(anomaly, valid_inits).rename(columns={"anomaly": "nino34_anomaly"})
+    pers_frame = persistence.predict(anomaly, valid_inits)
     metrics = {"validation": scores_by_lead(valid_frame, anomaly),
                "validation_persistence": scores_by_lead(pers_frame, anomaly),
                "periods": trained.data_window}

@@ -3,7 +3,7 @@
 Each baseline is fitted on a stated training period only (``fit``) and then
 forecasts leads 1..12 for given init months (``predict``) as a forecast frame
 (:func:`enso.verify.forecast_frame`: ``init_month``, ``lead``, ``target_month``,
-``anomaly``, ``p_la_nina``, ``p_neutral``, ``p_el_nino``).
+``nino34_anomaly``, ``p_la_nina``, ``p_neutral``, ``p_el_nino``).
 
 * :class:`Climatology` - anomaly 0; phase probabilities = observed phase
   frequencies of the target calendar month over the fitting period.

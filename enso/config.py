@@ -61,6 +61,16 @@ class Settings(BaseSettings):
         description="Report recipients: a JSON list or comma-separated addresses.",
     )
 
+    # The model the monthly run trains when there is no champion (or retraining is due)
+    model_preset: str = Field(default="cpu-small", description="Preset trained by `retrain` and the monthly run.")
+    train_end: str = Field(default="1979-12", description="Last init month of the training period (YYYY-MM).")
+    valid_end: str = Field(default="1989-12", description="Last month of the validation (selection) period.")
+    retrain_after_months: int = Field(
+        default=12, description="The monthly run retrains when the champion is older than this many months.")
+    monthly_retries: int = Field(
+        default=6, description="How often a monthly run waiting for unpublished data retries before failing.")
+    monthly_retry_delay: int = Field(default=6 * 3600, description="Seconds between those retries.")
+
     # Schedules of the Prefect deployments (see deployments/deploy.py)
     monthly_cron: str = Field(
         default="0 6 12 * *",

@@ -14,7 +14,7 @@ Pure numpy/pandas. Conventions, defined here once:
   in forecast frames they are the columns :data:`PROBABILITY_COLUMNS`.
 * A **forecast frame** is long: one row per (init_month, lead) with columns
   ``init_month``, ``lead``, ``target_month`` (``pandas.Period``, frequency M),
-  ``anomaly`` (the forecast), optionally ``p_la_nina``, ``p_neutral``,
+  ``nino34_anomaly`` (the forecast), optionally ``p_la_nina``, ``p_neutral``,
   ``p_el_nino`` and a forecast ``phase``. :func:`attach_observations` adds
   ``observed_anomaly`` and ``observed_phase``; :func:`score_table` scores it.
 """
@@ -355,7 +355,7 @@ def forecast_frame(init_months: Iterable[object], leads: Sequence[int], anomaly:
         "init_month": init_col,
         "lead": lead_col,
         "target_month": pd.PeriodIndex([i + int(k) for i, k in zip(init_col, lead_col)], freq="M"),
-        "anomaly": values.ravel(),
+        "nino34_anomaly": values.ravel(),
     })
     if probabilities is not None:
         probs = np.asarray(probabilities, dtype=np.float64).reshape(inits.size * leads.size, len(PHASES))
@@ -380,7 +380,7 @@ def attach_observations(forecasts: pd.DataFrame, nino34_anomaly: pd.Series,
 
 
 def _group_scores(group: pd.DataFrame, climatology: pd.DataFrame | None) -> list[tuple[str, Score]]:
-    f, o = group["anomaly"].to_numpy(np.float64), group["observed_anomaly"].to_numpy(np.float64)
+    f, o = group["nino34_anomaly"].to_numpy(np.float64), group["observed_anomaly"].to_numpy(np.float64)
     scores = [("acc", acc(f, o)), ("rmse", rmse(f, o)), ("mae", mae(f, o)),
               ("bias", bias(f, o)), ("msss", msss(f, o))]
     if "observed_phase" not in group:
@@ -419,7 +419,7 @@ def score_table(frame: pd.DataFrame, climatology: pd.DataFrame | None = None) ->
     Returns columns ``lead``, ``target_calendar_month`` (None for all months),
     ``metric``, ``value``, ``n``.
     """
-    missing = {"lead", "target_month", "anomaly", "observed_anomaly"} - set(frame.columns)
+    missing = {"lead", "target_month", "nino34_anomaly", "observed_anomaly"} - set(frame.columns)
     if missing:
         raise ValueError(f"forecast frame lacks columns {sorted(missing)}")
     work = frame.reset_index(drop=True)

@@ -17,7 +17,7 @@ from enso.months import Month
 from db.migrate import open_store
 
 
-def _run_id() -> str | None:
+def current_run_id() -> str | None:
     rid = flow_run.get_id()
     return str(rid) if rid else None
 
@@ -27,14 +27,14 @@ def ingest_sst_task(source: str, month: str | None) -> list[IngestResult]:
     settings = load_settings()
     engine = open_store(settings)
     if month:
-        return [ingest_sst_month(engine, settings, source, Month.parse(month), run_id=_run_id())]
-    return ingest_newest(engine, settings, source, run_id=_run_id())
+        return [ingest_sst_month(engine, settings, source, Month.parse(month), run_id=current_run_id())]
+    return ingest_newest(engine, settings, source, run_id=current_run_id())
 
 
 @task(retries=2, retry_delay_seconds=30)
 def ingest_index_task() -> IngestResult:
     settings = load_settings()
-    return ingest_index(open_store(settings), settings, run_id=_run_id())
+    return ingest_index(open_store(settings), settings, run_id=current_run_id())
 
 
 @flow(name="ingest", log_prints=True)
@@ -56,9 +56,9 @@ def backfill_flow(start: str, end: str, source: str = "cobe", workers: int = 4, 
     settings = load_settings()
     engine = open_store(settings)
     summary = backfill(engine, settings, source, Month.parse(start), Month.parse(end), workers=workers,
-                       progress=False, run_id=_run_id())
+                       progress=False, run_id=current_run_id())
     if index:
-        print(ingest_index(engine, settings, run_id=_run_id()))
+        print(ingest_index(engine, settings, run_id=current_run_id()))
     print(summary.report())
     create_markdown_artifact(
         key="backfill-summary",

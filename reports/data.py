@@ -379,7 +379,7 @@ def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
     spread = 0.2 + 0.07 * leads  # the example model's error standard deviation by lead
 
     def model_frame(inits: pd.PeriodIndex) -> pd.DataFrame:
-        start = damped.predict(truth, inits)["anomaly"].to_numpy().reshape(inits.size, leads.size)
+        start = damped.predict(truth, inits)["nino34_anomaly"].to_numpy().reshape(inits.size, leads.size)
         future = truth.reindex([i + int(k) for i in inits for k in leads]).to_numpy().reshape(inits.size, -1)
         weight = 0.55 * np.exp(-leads / 8.0)
         known = np.where(np.isfinite(future), future, start)
@@ -391,18 +391,18 @@ def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
         frame = model_frame(to_periods([at]))
         table = pd.DataFrame({
             "lead": frame["lead"], "target_month": frame["target_month"],
-            "nino34_anomaly": frame["anomaly"].round(2),
-            "phase": phases_of(frame["anomaly"]).to_numpy(),
+            "nino34_anomaly": frame["nino34_anomaly"].round(2),
+            "phase": phases_of(frame["nino34_anomaly"]).to_numpy(),
             "p_la_nina": frame["p_la_nina"], "p_neutral": frame["p_neutral"], "p_el_nino": frame["p_el_nino"],
-            "anomaly_low": (frame["anomaly"] - 1.2816 * spread).round(2),
-            "anomaly_high": (frame["anomaly"] + 1.2816 * spread).round(2),
+            "anomaly_low": (frame["nino34_anomaly"] - 1.2816 * spread).round(2),
+            "anomaly_high": (frame["nino34_anomaly"] + 1.2816 * spread).round(2),
         })
         return ForecastTable(at, model_version, table, uncertainty="10-90 % range")
 
     at_init = to_periods([init])
     baselines = pd.DataFrame({
-        "persistence": persistence.predict(observed, at_init)["anomaly"].to_numpy(),
-        "damped_persistence": damped.predict(observed, at_init)["anomaly"].to_numpy(),
+        "persistence": persistence.predict(observed, at_init)["nino34_anomaly"].to_numpy(),
+        "damped_persistence": damped.predict(observed, at_init)["nino34_anomaly"].to_numpy(),
     }, index=pd.Index(leads, name="lead"))
 
     verification = outcomes = previous = None
@@ -422,7 +422,7 @@ def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
         lead1 = attach_observations(frames[model_version], observed, phase).query("lead == 1")
         verification = Verification(
             scores=scores, model_forecaster=model_version, period=scoring, kind="hindcast",
-            contingency=contingency_table(phases_of(lead1["anomaly"]), lead1["observed_phase"]),
+            contingency=contingency_table(phases_of(lead1["nino34_anomaly"]), lead1["observed_phase"]),
             contingency_lead=1)
         previous = forecast_table(init - 1)
         past = pd.concat([model_frame(to_periods([target - k])).query(f"lead == {k}")
@@ -430,8 +430,8 @@ def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
         past = attach_observations(past, observed, phase)
         outcomes = pd.DataFrame({
             "init_month": past["init_month"], "lead": past["lead"], "target_month": past["target_month"],
-            "forecast_anomaly": past["anomaly"].round(2), "observed_anomaly": past["observed_anomaly"],
-            "forecast_phase": phases_of(past["anomaly"]).to_numpy(), "observed_phase": past["observed_phase"],
+            "forecast_anomaly": past["nino34_anomaly"].round(2), "observed_anomaly": past["observed_anomaly"],
+            "forecast_phase": phases_of(past["nino34_anomaly"]).to_numpy(), "observed_phase": past["observed_phase"],
         }).reset_index(drop=True)
 
     oni_month = init - 1

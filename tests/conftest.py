@@ -151,3 +151,51 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield api_url
     finally:
         _stop_process_group(proc)
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A filled SQLite store shared by the model, verification and report tests (build once: ~1-2 min).
+
+    Synthetic COBE grids 1961-01..2020-06 and the CPC-format index, backfilled from a loopback
+    mirror; a `tiny` model trained to 1994-12, selected on 1995-01..2004-12 and promoted;
+    hindcasts 2005-01..2019-12; the operational forecast from 2020-06. Tests that write must
+    copy ``path`` first (see ``copy_store``).
+    """
+    from db.forecasting import forecast, hindcast, train_and_register
+    from db.ingest import backfill, ingest_index
+    from enso.config import Settings
+    from enso.mirror import MirrorServer, write_mirror
+    from enso.months import Month
+
+    root = tmp_path_factory.mktemp("trained-store")
+    write_mirror(root / "mirror", Month.of(1961, 1), Month.of(2020, 6), seed=11)
+    path = root / "store.sqlite"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    engine = make_engine(url)
+    with MirrorServer(root / "mirror") as srv:
+        settings = Settings(database_url=url, cobe_base_url=srv.cobe_base_url, index_url=srv.index_url,
+                            data_dir=root / "var", report_dir=root / "reports")
+        backfill(engine, settings, "cobe", Month.of(1961, 1), Month.of(2020, 6), workers=2, progress=False)
+        assert ingest_index(engine, settings).ok
+    training = train_and_register(engine, settings, "tiny", train_end=Month.of(1994, 12),
+                                  valid_end=Month.of(2004, 12), progress=False, max_epochs=2)
+    hindcast(engine, Month.of(2005, 1), Month.of(2019, 12), version=training.version)
+    operational = forecast(engine, init_month=Month.of(2020, 6), version=training.version)
+    engine.dispose()
+    return {"path": path, "url": url, "settings": settings, "version": training.version, "training": training,
+            "operational": operational, "mirror_root": root / "mirror"}
+
+
+@pytest.fixture
+def copy_store(trained_store: dict, tmp_path: Path) -> dict:
+    """A private copy of the trained store for a test that writes."""
+    import shutil
+
+    path = tmp_path / "store.sqlite"
+    shutil.copy(trained_store["path"], path)
+    url = f"sqlite:///{path}"
+    return {**trained_store, "path": path, "url": url,
+            "settings": trained_store["settings"].model_copy(update={"database_url": url,
+                                                                     "report_dir": tmp_path / "reports"})}

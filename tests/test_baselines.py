@@ -135,15 +135,15 @@ def test_damped_persistence_per_init_month_and_its_pooled_fallback(cpc: pd.Serie
     assert per_month.damping.loc[6, 1] < 0.3 < 0.6 < per_month.damping.loc[6, 4]
     frame = per_month.predict(cpc, ["2000-03"])
     expected = cpc["2000-03"] * per_month.damping.loc[9, 3]
-    assert frame.loc[frame["lead"] == 9, "anomaly"].item() == pytest.approx(expected)
+    assert frame.loc[frame["lead"] == 9, "nino34_anomaly"].item() == pytest.approx(expected)
 
 
 def test_persistence_forecast_frame_and_probabilities(cpc: pd.Series) -> None:
     one_hot = Persistence().fit(cpc, *DAMPING_FIT).predict(cpc, ["1997-09", "1999-01"])
-    assert list(one_hot.columns) == ["init_month", "lead", "target_month", "anomaly", *PROBABILITY_COLUMNS]
+    assert list(one_hot.columns) == ["init_month", "lead", "target_month", "nino34_anomaly", *PROBABILITY_COLUMNS]
     assert len(one_hot) == 24 and one_hot["lead"].tolist() == list(range(1, 13)) * 2
     assert (one_hot["target_month"] == one_hot["init_month"] + one_hot["lead"]).all()
-    assert (one_hot.loc[:11, "anomaly"] == cpc["1997-09"]).all()
+    assert (one_hot.loc[:11, "nino34_anomaly"] == cpc["1997-09"]).all()
     assert (one_hot.loc[:11, "p_el_nino"] == 1.0).all() and (one_hot.loc[12:, "p_la_nina"] == 1.0).all()
     model = Persistence(probabilities="gaussian").fit(cpc, *DAMPING_FIT)
     gaussian = model.predict(cpc, ["1999-01"])
@@ -170,7 +170,7 @@ def test_climatology_forecasts_the_base_period_phase_frequencies() -> None:
     table = parse_mcnoldy(MCNOLDY_2020.read_text(encoding="utf-8"), str(MCNOLDY_2020))
     model = Climatology().fit(table["phase"], "1961-01", "1990-12")
     frame = model.predict(["2000-11"])
-    assert (frame["anomaly"] == 0).all() and len(frame) == 12
+    assert (frame["nino34_anomaly"] == 0).all() and len(frame) == 12
     frequencies = phase_climatology(table["phase"], "1961-01", "1990-12")
     for _, row in frame.iterrows():
         assert row[list(PROBABILITY_COLUMNS)].tolist() == pytest.approx(
@@ -226,7 +226,7 @@ def test_linear_eof_model_never_sees_past_its_validation_period(
                                      nino34.loc[:"1989-12"], "1979-12", "1989-12")
     assert truncated.alpha == model.alpha
     again = truncated.predict(sst, nino34, EOF_INITS[:24])
-    np.testing.assert_allclose(again["anomaly"], frame["anomaly"].iloc[:len(again)], atol=1e-6)
+    np.testing.assert_allclose(again["nino34_anomaly"], frame["nino34_anomaly"].iloc[:len(again)], atol=1e-6)
     gap = sst.isel(month=np.flatnonzero(months != pd.Period("1995-05", "M")))
     with pytest.raises(ValueError, match="1995-05"):
         model.predict(gap, nino34, ["1995-06"])

@@ -14,7 +14,7 @@ from enso.model.data import (SampleTensors, build_samples, encode_field, fit_dam
                              prepare_data, trailing_climatology)
 from enso.model.networks import AnomalyResidualNet, KeydanaNet
 from enso.model.phases import calibrate_sigma, forecast_oni
-from enso.model.predict import predict
+from enso.model.predict import input_history_months, predict
 from enso.model.presets import PRESETS, GridSpec, Preset, ResidualDesign, get_preset
 from enso.model.train import TrainedModel, train
 from enso.model.trained import build_network
@@ -346,6 +346,17 @@ def test_predict_beyond_the_data_and_needs_every_input_month(data: tuple[xr.Data
         predict(tiny_model, cube.sel(month=slice("1985-01", None)), index, ["1987-02"], device="cpu")
     with pytest.raises(ValueError, match="model grid"):
         predict(tiny_model, grids.coarsen(cube, 20.0), index, ["1987-02"], device="cpu")
+
+
+def test_predict_reads_only_the_history_it_declares(data: tuple[xr.DataArray, pd.DataFrame],
+                                                    tiny_model: TrainedModel) -> None:
+    cube, index = data
+    init = Month.parse("1987-06")
+    first = init - input_history_months(tiny_model.preset)
+    assert first > Month.parse("1950-01")
+    short = cube.sel(month=slice(str(first), str(init)))
+    pd.testing.assert_frame_equal(predict(tiny_model, short, index, [init], device="cpu"),
+                                  predict(tiny_model, cube, index, [init], device="cpu"))
 
 
 def test_serialised_model_gives_identical_predictions(data: tuple[xr.DataArray, pd.DataFrame],

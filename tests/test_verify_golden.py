@@ -94,7 +94,7 @@ def lead_one(model: Persistence | DampedPersistence, table: pd.DataFrame, valid:
 
 def test_anomaly_persistence(table: pd.DataFrame, valid: pd.DataFrame) -> None:
     frame = lead_one(Persistence(leads=(1,)), table, valid)
-    absolute = valid["climatology"].to_numpy() + frame["anomaly"].to_numpy()  # CLIM(t) + ANOM(t-1)
+    absolute = valid["climatology"].to_numpy() + frame["nino34_anomaly"].to_numpy()  # CLIM(t) + ANOM(t-1)
     assert round(rmse(absolute, valid["nino34"]).value, 3) == 0.250
     assert round(acc(absolute - valid["climatology"], valid["nino34"] - valid["climatology"]).value, 3) == 0.958
 
@@ -113,7 +113,7 @@ def test_damped_persistence(table: pd.DataFrame, valid: pd.DataFrame) -> None:
     model = DampedPersistence(per_init_month=False, leads=(1,))
     frame = lead_one(model, table, valid)
     assert model.damping is not None and round(model.damping.loc[1, 1], 3) == 0.932
-    absolute = valid["climatology"].to_numpy() + frame["anomaly"].to_numpy()  # CLIM(t) + r ANOM(t-1)
+    absolute = valid["climatology"].to_numpy() + frame["nino34_anomaly"].to_numpy()  # CLIM(t) + r ANOM(t-1)
     assert round(rmse(absolute, valid["nino34"]).value, 3) == 0.249
 
 

@@ -248,11 +248,11 @@ def test_score_table_by_lead_and_target_calendar_month(rng: np.random.Generator)
     assert set(overall["metric"]) == set(metrics) and (overall["n"] == 240).all()
     lead2 = joined[joined["lead"] == 2]
     row = overall[(overall["lead"] == 2) & (overall["metric"] == "rmse")]
-    assert row["value"].item() == pytest.approx(rmse(lead2["anomaly"], lead2["observed_anomaly"]).value)
+    assert row["value"].item() == pytest.approx(rmse(lead2["nino34_anomaly"], lead2["observed_anomaly"]).value)
     by_month = scores[(scores["lead"] == 2) & (scores["target_calendar_month"] == 7) & (scores["metric"] == "acc")]
     july = lead2[lead2["target_month"].dt.month == 7]
     assert by_month["n"].item() == 20
-    assert by_month["value"].item() == pytest.approx(acc(july["anomaly"], july["observed_anomaly"]).value)
+    assert by_month["value"].item() == pytest.approx(acc(july["nino34_anomaly"], july["observed_anomaly"]).value)
     assert {type(m) for m in scores["target_calendar_month"] if m is not None} == {int}
 
 

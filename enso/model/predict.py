@@ -31,7 +31,7 @@ import xarray as xr
 from enso.baselines import gaussian_phase_probabilities
 from enso.model.data import ModelData, SampleTensors, Samples, build_samples, encode_field, prepare_data
 from enso.model.phases import forecast_oni
-from enso.model.presets import FORECAST_LEADS, KeydanaDesign, ResidualDesign
+from enso.model.presets import FORECAST_LEADS, KeydanaDesign, Preset, ResidualDesign
 from enso.model.trained import TrainedModel
 from enso.months import Month
 from enso.nino34 import PHASES, phase_of
@@ -119,23 +119,30 @@ def _keydana_rollout(net: torch.nn.Module, x: torch.Tensor, land: torch.Tensor,
             first_grid.cpu().numpy())  # type: ignore[union-attr]
 
 
+def input_history_months(preset: Preset) -> int:
+    """How many months before an init month a forecast reads: the window, and the years behind its anomalies."""
+    history = preset.n_timesteps - 1
+    if isinstance(preset.design, ResidualDesign):
+        history += 12 * preset.design.detrend_years
+    return history
+
+
 def predict(model: TrainedModel, cube: xr.DataArray, index: pd.DataFrame,
             init_months: Iterable[Month | str], *, device: str | torch.device = "auto",
             batch_size: int = 64) -> pd.DataFrame:
     """Forecast leads 1..12 from each init month (see the module docstring for the columns).
 
-    Only the months the forecasts need are read from ``cube`` (the input windows
-    and, for the residual design, the years before them that define the
-    anomalies). A missing input month raises a ValueError naming it.
+    Only the months the forecasts need are read from ``cube`` (from
+    :func:`input_history_months` before the first init month on). Init months
+    are sorted and deduplicated. A missing input month raises a ValueError
+    naming it; so does a cube whose model grid differs from the training grid.
     """
     months = sorted({Month.parse(m) for m in init_months})
     if not months:
         raise ValueError("no init month to forecast")
     preset = model.preset
-    history = preset.n_timesteps - 1
-    if isinstance(preset.design, ResidualDesign):
-        history += 12 * preset.design.detrend_years
-    data = prepare_data(cube, index, preset.grid, first=months[0] - history, last=months[-1] + 12)
+    data = prepare_data(cube, index, preset.grid, first=months[0] - input_history_months(preset),
+                        last=months[-1] + 12)
     _check_grid(model, data)
     samples = build_samples(preset, data, model.statistics, months)
     cases = forecast_cases(model, data, samples, resolve_device(device), batch_size)
