@@ -21,19 +21,11 @@ from db.registry import ModelChoice, ModelInfo
 from enso import verify
 from enso.baselines import Persistence
 from enso.config import Settings
-from enso.model.predict import predict, resolve_device
-from enso.model.presets import FORECAST_LEADS, Preset, ResidualDesign, get_preset
+from enso.model.predict import input_history_months, predict, resolve_device
+from enso.model.presets import FORECAST_LEADS, Preset, get_preset
 from enso.model.train import train
 from enso.model.trained import TrainedModel
 from enso.months import Month
-
-
-def history_months(preset: Preset) -> int:
-    """How many months before the init month a forecast reads (window plus detrending history)."""
-    history = preset.n_timesteps - 1
-    if isinstance(preset.design, ResidualDesign):
-        history += 12 * preset.design.detrend_years
-    return history
 
 
 def load_model_cube(engine: Engine, source: str, preset: Preset, start: Month, end: Month) -> xr.DataArray:
@@ -142,7 +134,7 @@ def _champion_rmse(engine: Engine, champ: ModelInfo, cube: xr.DataArray, index: 
     """The champion's mean RMSE on the candidate's validation inits (None if its grid cannot be read)."""
     model = registry.load_model(engine, champ.version)
     try:
-        frame = predict(model, load_model_cube(engine, champ.sst_source, model.preset, inits[0] - history_months(
+        frame = predict(model, load_model_cube(engine, champ.sst_source, model.preset, inits[0] - input_history_months(
             model.preset), inits[-1]), index, inits, device=device)
     except (LookupError, ValueError):
         return None
@@ -177,7 +169,7 @@ def default_init_month(engine: Engine, source: str) -> Month:
 
 
 def _forecast_frame(engine: Engine, model: TrainedModel, info: ModelInfo, inits: list[Month]) -> pd.DataFrame:
-    cube = load_model_cube(engine, info.sst_source, model.preset, inits[0] - history_months(model.preset),
+    cube = load_model_cube(engine, info.sst_source, model.preset, inits[0] - input_history_months(model.preset),
                            inits[-1])
     return predict(model, cube, store.load_index(engine), inits)
 

@@ -217,12 +217,16 @@ class ForecastGrid(Base):
 
 
 class VerificationScore(Base):
-    """A score of a model or baseline over a period, by lead (and target calendar month; 0 = all)."""
+    """A score of a model or baseline over a period, by lead (and target calendar month; 0 = all).
+
+    ``model_version`` is the verified model, also on its baselines' rows: they are
+    fitted on that model's training period (see :mod:`db.verification`).
+    """
 
     __tablename__ = "verification_score"
     __table_args__ = (
-        UniqueConstraint("forecaster", "kind", "period_start", "period_end", "lead_months", "target_calendar_month",
-                         "metric", name="uq_verification_score_key"),
+        UniqueConstraint("model_version", "forecaster", "kind", "period_start", "period_end", "lead_months",
+                         "target_calendar_month", "metric", name="uq_verification_score_key"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -29,7 +29,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron, Schedule
 from prefect.workers.process import ProcessWorker
 
-from enso.config import Settings
+from enso.config import Settings, iana_timezone
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PREFECT_YAML = REPO_ROOT / "prefect.yaml"
@@ -128,6 +128,7 @@ def deploy_all(
     """
     source_dir = Path(source_dir).resolve()
     check_entrypoints(source_dir)
+    iana_timezone(timezone)
     crons: dict[ScheduleRole, str] = {"monthly": monthly_cron, "retrain": retrain_cron}
     schedules = {s.name: schedule_for(s, crons, timezone) for s in DEPLOYMENTS}  # a bad cron fails here
     pools: dict[PoolRole, str] = {"cpu": cpu_pool, "gpu": gpu_pool}
@@ -164,11 +165,11 @@ def render_prefect_yaml() -> str:
             "paused": False,
             "schedules": [],
         }
-        if spec.schedule:
-            entry["schedules"] = [{"cron": crons[spec.schedule], "timezone": DEFAULT_TIMEZONE, "slug": spec.name}]
-        if spec.concurrency_limit is not None:
-            entry["concurrency_limit"] = {"limit": spec.concurrency_limit,
-                                          "collision_strategy": ConcurrencyLimitStrategy.ENQUEUE.value}
+        if schedule := schedule_for(spec, crons, DEFAULT_TIMEZONE):
+            entry["schedules"] = [{"cron": schedule.cron, "timezone": schedule.timezone, "slug": schedule.slug}]
+        if concurrency := concurrency_for(spec):
+            entry["concurrency_limit"] = {"limit": concurrency.limit,
+                                          "collision_strategy": concurrency.collision_strategy.value}
         deployments.append(entry)
     header = (
         "# Generated from deployments/deploy.py (DEPLOYMENTS) by `python -m deployments.deploy`: edit there.\n"

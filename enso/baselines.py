@@ -37,8 +37,9 @@ import pandas as pd
 import xarray as xr
 from scipy.special import ndtr
 
-from enso.grids import crop
+from enso.grids import anomalies, box_mean, crop
 from enso.months import to_period, to_periods
+from enso import nino34
 from enso.nino34 import PHASE_THRESHOLD, PHASES, phase_index, phases_of
 from enso.verify import forecast_frame, phase_climatology
 
@@ -305,6 +306,19 @@ class LinearEOFModel:
     validation_rmse: dict[int, float] = field(default_factory=dict, init=False)
     _basis: _EOFBasis | None = field(default=None, init=False, repr=False)
     _ridges: dict[int, _Ridge] = field(default_factory=dict, init=False, repr=False)
+
+    def inputs(self, sst_cube: xr.DataArray, base: tuple[int, int] = (1981, 2010)) -> tuple[xr.DataArray, pd.Series]:
+        """The model's inputs from an absolute SST cube: its region's SST anomalies and the cube's own Niño 3.4 anomaly.
+
+        Both are taken against the monthly climatology of the ``base`` years of
+        the cube itself, so predictor and target need no index file (the real
+        ERSSTv5 record reaches back before any Niño 3.4 table's fixed base).
+        The months are the cube's: slice it to set the training start.
+        """
+        region = self._region(sst_cube)
+        index = pd.Series(box_mean(region.values, region.lat.values, region.lon.values),
+                          index=to_periods(region.month.values))
+        return anomalies(region, *base), nino34.anomaly(index, base)
 
     def _region(self, sst_anomaly_cube: xr.DataArray) -> xr.DataArray:
         region = crop(sst_anomaly_cube, self.lat_range, self.lon_range)

@@ -82,12 +82,8 @@ class Settings(BaseSettings):
     @field_validator("schedule_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        """Reject a timezone the scheduler would not know, at startup rather than at deploy time."""
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"ENSO_SCHEDULE_TIMEZONE={value!r} is not an IANA timezone (e.g. UTC, Europe/Berlin)")
-        return value
+        """Reject a timezone the scheduler would not know at startup, rather than at deploy time."""
+        return iana_timezone(value)
 
     @field_validator("report_to", mode="before")
     @classmethod
@@ -114,6 +110,15 @@ class Settings(BaseSettings):
     @property
     def download_dir(self) -> Path:
         return self.data_dir / "downloads"
+
+
+def iana_timezone(name: str) -> str:
+    """``name`` if it is a timezone of the IANA database (``UTC``, ``Europe/Berlin``), else ValueError."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not an IANA timezone (e.g. UTC, Europe/Berlin)") from None
+    return name
 
 
 def load_settings(**overrides: object) -> Settings:

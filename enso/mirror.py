@@ -2,7 +2,8 @@
 
 :func:`write_mirror` lays out a folder as the providers do: COBE-SST GRIB1 in
 the Tokyo Climate Center's decade folders, ERSST netCDF files, CPC's monthly
-Niño 3.4 table. :class:`MirrorServer` serves such a folder over real HTTP, with
+Niño 3.4 table. :func:`write_grid_mirror` does the same for given (for instance
+real) grids and a real index file. :class:`MirrorServer` serves such a folder over real HTTP, with
 faults that tests and the demo switch on while it runs (error statuses, slow
 answers, bodies cut short, wrong content, an unreachable server) and a log of
 the requests it saw. Point the settings at it with
@@ -35,6 +36,7 @@ from typing import Callable, Iterable, NamedTuple, Sequence
 
 from tqdm import tqdm
 
+from enso.grids import SSTGrid
 from enso.months import Month, iter_months
 from enso.sources import cobe, ersst
 from enso.sources.index import format_cpc_monthly
@@ -55,12 +57,13 @@ FAULT_KINDS = ("status", "delay", "truncate", "body")
 
 @dataclass(frozen=True)
 class MirrorManifest:
-    """What :func:`write_mirror` produced: the files (absolute paths) and how many changed."""
+    """What :func:`write_mirror` or :func:`write_grid_mirror` produced: the files and how many changed."""
 
     root: Path
     start: Month
     end: Month
-    seed: int
+    #: The synthetic climate's seed; None for a mirror of given grids.
+    seed: int | None
     cobe_files: tuple[Path, ...]
     ersst_files: tuple[Path, ...]
     index_file: Path | None
@@ -107,15 +110,12 @@ def write_mirror(root: str | Path, start: Month | str, end: Month | str, seed: i
     counts = {True: 0, False: 0}
     files: dict[str, list[Path]] = {"cobe": [], "ersst": []}
     first_cobe = Month.of(cobe.FIRST_YEAR, 1)
-    jobs: list[tuple[str, Month, Path, Callable]] = []
-    for month in iter_months(start, end):
-        if "cobe" in sst_sources and month >= first_cobe:
-            jobs.append(("cobe", month, root / cobe_path(month), cobe.write_cobe_grib))
-        if "ersst" in sst_sources:
-            jobs.append(("ersst", month, root / ersst_path(month, ersst_template), ersst.write_ersst_netcdf))
-    for source, month, path, writer in tqdm(jobs, desc="mirror", unit="file", disable=not progress):
+    jobs = [(source, month) for month in iter_months(start, end) for source in SST_SOURCES
+            if source in sst_sources and (source != "cobe" or month >= first_cobe)]
+    for source, month in tqdm(jobs, desc="mirror", unit="file", disable=not progress):
         grid = synthetic_climate(seed, SOURCE_RESOLUTION_DEG[source]).grid(month)
-        counts[_replace_if_changed(path, lambda tmp: writer(grid, tmp))] += 1
+        path, changed = _write_grid_file(root, source, grid, ersst_template)
+        counts[changed] += 1
         files[source].append(path)
     index_file = None
     if index:
@@ -125,6 +125,47 @@ def write_mirror(root: str | Path, start: Month | str, end: Month | str, seed: i
     return MirrorManifest(root=root, start=start, end=end, seed=seed, cobe_files=tuple(files["cobe"]),
                           ersst_files=tuple(files["ersst"]), index_file=index_file,
                           written=counts[True], unchanged=counts[False])
+
+
+def write_grid_mirror(root: str | Path, grids: Iterable[SSTGrid], source: str = "ersst", *,
+                      index_file: str | Path | None = None, ersst_template: str = ersst.DEFAULT_TEMPLATE,
+                      progress: bool = False) -> MirrorManifest:
+    """Write given grids (e.g. the real ERSSTv5 record) in ``source``'s file format and layout below ``root``.
+
+    The paths are those of :func:`write_mirror`. ``index_file``, a real index
+    file (any format the system reads), is copied to ``root/index/<its name>``
+    and served at ``<mirror url>/index/<its name>``. Reruns keep unchanged
+    files, as :func:`write_mirror` does.
+    """
+    root = Path(root)
+    if source not in SST_SOURCES:
+        raise ValueError(f"unknown SST source {source!r}; choose from {', '.join(SST_SOURCES)}")
+    counts = {True: 0, False: 0}
+    months, paths = [], []
+    for grid in tqdm(grids, desc=f"mirror {source}", unit="file", disable=not progress):
+        path, changed = _write_grid_file(root, source, grid, ersst_template)
+        counts[changed] += 1
+        months.append(grid.month)
+        paths.append(path)
+    if not paths:
+        raise ValueError(f"no grid to write to the mirror {root}")
+    index_copy = None
+    if index_file is not None:
+        index_copy = root / Path(INDEX_FILE).parent / Path(index_file).name
+        counts[_replace_if_changed(index_copy, lambda tmp: shutil.copyfile(index_file, tmp))] += 1
+    return MirrorManifest(root=root, start=min(months), end=max(months), seed=None,
+                          cobe_files=tuple(paths) if source == "cobe" else (),
+                          ersst_files=tuple(paths) if source == "ersst" else (), index_file=index_copy,
+                          written=counts[True], unchanged=counts[False])
+
+
+def _write_grid_file(root: Path, source: str, grid: SSTGrid, ersst_template: str) -> tuple[Path, bool]:
+    """Write one grid where ``source`` publishes its month; returns the path and whether it changed."""
+    if source == "cobe":
+        path, writer = root / cobe_path(grid.month), cobe.write_cobe_grib
+    else:
+        path, writer = root / ersst_path(grid.month, ersst_template), ersst.write_ersst_netcdf
+    return path, _replace_if_changed(path, lambda tmp: writer(grid, tmp))
 
 
 def _replace_if_changed(path: Path, write: Callable[[Path], None]) -> bool:

@@ -27,12 +27,37 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     from db.migrate import current_revision, head_revision, upgrade
 
     url = settings.resolved_database_url()
+    if args.action != "grant-analyst" and (args.role or args.user or args.password_env):
+        print("error: --role, --user and --password-env go with `enso db grant-analyst`", file=sys.stderr)
+        return 2
+    if args.action == "grant-analyst":
+        return grant_analyst_role(args, url)
     if args.action == "upgrade":
         rev = upgrade(url)
         print(f"store {redacted(url)} is at schema revision {rev} (head)")
     else:
         rev = current_revision(open_store(settings, check=False))
         print(f"store {redacted(url)}: revision {rev or 'none'}; head is {head_revision()}")
+    return 0
+
+
+def grant_analyst_role(args: argparse.Namespace, url: str) -> int:
+    import os
+
+    from db.engine import make_engine, redacted
+    from db.roles import ANALYST_ROLE, grant_analyst
+
+    password = None
+    if args.password_env:
+        password = os.environ.get(args.password_env)
+        if not password:
+            print(f"error: --password-env {args.password_env}: that environment variable is empty or unset",
+                  file=sys.stderr)
+            return 2
+    role = args.role or ANALYST_ROLE
+    grant_analyst(make_engine(url), role, user=args.user, password=password)
+    print(f"store {redacted(url)}: role {role} may read every table and view, and write nothing"
+          + (f"; login {args.user} is a member" if args.user else ""))
     return 0
 
 
@@ -135,6 +160,34 @@ def cmd_hindcast(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from db.verification import verify
+
+    if bool(args.start) != bool(args.end):
+        raise ValueError("give both --start and --end (YYYY-MM), or neither to verify every init month")
+    engine = open_store(settings)
+    result = verify(engine, model_version=args.model, kind=args.kind,
+                    start=Month.parse(args.start) if args.start else None,
+                    end=Month.parse(args.end) if args.end else None)
+    print(result.table())
+    print(f"{result.rows_written} scores written to table verification_score")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from db.reporting import email_report, render_and_store
+
+    engine = open_store(settings)
+    stored = render_and_store(engine, settings, Month.parse(args.init) if args.init else None,
+                              out=Path(args.out) if args.out else None)
+    print(f"report {stored.init_month} (model {stored.model_version}): {stored.path}")
+    if args.email or args.force_email:
+        print(email_report(engine, settings, stored.init_month, force=args.force_email))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     from db import registry
 
@@ -192,8 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="enso", description="ENSO forecasting system (settings: ENSO_* env vars)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("db", help="create or migrate the store's schema")
-    p.add_argument("action", choices=["upgrade", "current"])
+    p = sub.add_parser("db", help="create or migrate the store's schema; grant read-only SQL access")
+    p.add_argument("action", choices=["upgrade", "current", "grant-analyst"])
+    p.add_argument("--role", help="grant-analyst: the read-only group role (default enso_analyst)")
+    p.add_argument("--user", help="grant-analyst: also create (or update) this login, a member of the role")
+    p.add_argument("--password-env", metavar="VAR", help="grant-analyst: the login's password is in $VAR")
     p.set_defaults(func=cmd_db)
 
     p = sub.add_parser("ingest", help="ingest the newest SST month (or --month) and the whole index file")
@@ -232,6 +288,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model version (default: the champion)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_hindcast)
+
+    p = sub.add_parser("verify", help="score stored forecasts beside the baselines into table verification_score")
+    p.add_argument("--model", help="model version (default: the champion, else the newest)")
+    p.add_argument("--kind", choices=["hindcast", "operational"], default="hindcast")
+    p.add_argument("--start", help="first init month YYYY-MM (with --end; default: all)")
+    p.add_argument("--end", help="last init month YYYY-MM")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("report", help="render the monthly report into a file and table report (and email it)")
+    p.add_argument("--init", help="init month YYYY-MM (default: the newest operational forecast's)")
+    p.add_argument("--out", help="HTML file or folder (default ENSO_REPORT_DIR/enso-report-YYYY-MM.html)")
+    p.add_argument("--email", action="store_true", help="email it to ENSO_REPORT_TO unless already sent")
+    p.add_argument("--force-email", action="store_true", help="email it even if it was sent before")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("models", help="list the registry, or promote a model by hand")
     p.add_argument("action", choices=["list", "promote"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,6 @@ from typing import Any, Iterator
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -126,11 +126,10 @@ def test_enso_deploy_in_berlin_time_fires_at_the_right_utc_hour_across_dst(api: 
     # Ask the server itself to schedule a year of runs (far ahead: no worker will pick them up).
     # It makes the fewest runs that satisfy both minimums, so both must cover the year.
     start, end = dt.datetime(2031, 1, 1, tzinfo=UTC), dt.datetime(2032, 1, 1, tzinfo=UTC)
-    response = httpx.post(f"{api}/deployments/{monthly.id}/schedule", timeout=30,
-                          json={"start_time": start.isoformat(), "end_time": end.isoformat(), "min_runs": 12,
-                                "max_runs": 24, "min_time": (end - start).total_seconds()})
-    response.raise_for_status()
     with get_client(sync_client=True) as client:
+        client.request("POST", "/deployments/{id}/schedule", path_params={"id": monthly.id},
+                       json={"start_time": start.isoformat(), "end_time": end.isoformat(), "min_runs": 12,
+                             "max_runs": 24, "min_time": (end - start).total_seconds()}).raise_for_status()
         runs = client.read_flow_runs(
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[monthly.id])),
             flow_run_filter=FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(after_=start,
@@ -166,3 +165,40 @@ def test_prefect_yaml_is_generated_from_the_same_definition_and_registers_the_sa
 
     assert set(from_yaml) == {s.name for s in DEPLOYMENTS}
     assert from_yaml == from_python
+
+
+def test_deploy_all_refuses_a_source_without_the_flow_files(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "ingest.py").write_text((REPO / "flows" / "ingest.py").read_text())
+    with pytest.raises(FileNotFoundError) as error:
+        deploy_all(source_dir=tmp_path)
+    assert str(tmp_path) in str(error.value)
+    assert "flows/monthly.py:monthly_flow" in str(error.value) and "ingest.py" not in str(error.value)
+
+
+@pytest.mark.parametrize("bad, message", [({"timezone": "Mars/Olympus"}, "not an IANA timezone"),
+                                          ({"monthly_cron": "6 on the 12th"}, "Invalid cron"),
+                                          ({"retrain_cron": "0 8 1 13 *"}, "Invalid cron")])
+def test_deploy_all_rejects_a_bad_schedule_before_contacting_prefect(bad: dict, message: str) -> None:
+    with temporary_settings(updates={PREFECT_API_URL: f"http://127.0.0.1:{_closed_port()}/api"}):
+        with pytest.raises(ValueError, match=message):
+            deploy_all(source_dir=REPO, **bad)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("api_url, message", [(None, "PREFECT_API_URL is not set"),
+                                              ("closed-port", "is unreachable")])
+def test_enso_deploy_without_a_server_fails_clearly(tmp_path: Path, api_url: str | None, message: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_HOME"] = str(tmp_path)
+    if api_url:
+        env["PREFECT_API_URL"] = f"http://127.0.0.1:{_closed_port()}/api"
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", "deploy"], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr

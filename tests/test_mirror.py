@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import requests
 
-from enso.mirror import INDEX_FILE, Fault, MirrorServer, cobe_path, write_mirror
+from enso.mirror import INDEX_FILE, Fault, MirrorServer, cobe_path, ersst_path, write_grid_mirror, write_mirror
 from enso.months import Month, month_range
 from enso.sources.cobe import cobe_url, decode_cobe
-from enso.sources.ersst import decode_ersst, ersst_url
+from enso.sources.ersst import decode_ersst, ersst_url, read_ersst_stack
 from enso.sources.index import parse_cpc_monthly
 from enso.synthetic import synthetic_climate, synthetic_index_table
-from tests.realdata import REALDATA
+from tests.realdata import ERSST_ORIGINALS, REALDATA
 
 SEED = 5
 START, END = Month.of(2019, 11), Month.of(2020, 2)
@@ -88,6 +88,27 @@ def test_rewriting_changes_only_what_differs(tmp_path: Path, capsys: pytest.Capt
          "ersst5.nino.mth.91-20.ascii"])  # no temporary files left behind
     with pytest.raises(ValueError, match="unknown SST source"):
         write_mirror(tmp_path, "2020-01", "2020-03", sst_sources=("hadisst",))
+
+
+def test_a_mirror_of_real_grids_decodes_to_them_and_serves_a_real_index(tmp_path: Path) -> None:
+    original = ERSST_ORIGINALS / "ersst.v5.185401.nc"
+    grids = list(read_ersst_stack(original))
+    index = REALDATA / "mcnoldy_ONI_NINO34_1854-2022.txt"
+    first = write_grid_mirror(tmp_path, grids, "ersst", index_file=index)
+    month = Month.of(1854, 1)
+    assert first.ersst_files == (tmp_path / ersst_path(month),) and first.cobe_files == ()
+    assert (first.start, first.end, first.seed, first.written) == (month, month, None, 2)
+    decoded = decode_ersst(tmp_path / ersst_path(month), month)
+    np.testing.assert_array_equal(decoded.values, grids[0].values)
+    assert first.index_file == tmp_path / "index" / index.name
+    assert first.index_file.read_bytes() == index.read_bytes()
+    again = write_grid_mirror(tmp_path, grids, "ersst", index_file=index)
+    assert (again.written, again.unchanged) == (0, 2)
+    with MirrorServer(tmp_path) as srv:
+        served = requests.get(f"{srv.url}/index/{index.name}", timeout=TIMEOUT)
+        assert served.content == index.read_bytes()
+    with pytest.raises(ValueError, match="no grid"):
+        write_grid_mirror(tmp_path, [], "ersst")
 
 
 def test_serves_files_with_length_and_head_and_404(server: MirrorServer, mirror_root: Path) -> None:

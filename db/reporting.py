@@ -1,0 +1,442 @@
+"""The monthly report from the store: assemble, render and store it, and email it once.
+
+:func:`assemble_report` builds every part of :class:`reports.data.ReportData`
+from the store (``reports/`` itself knows no SQL):
+
+* **forecast**: the operational forecast of the init month (default: the newest
+  init month with one). Of several models' forecasts for that month, the model
+  :func:`db.registry.choose_model` picks (champion, else newest) if it made one,
+  else the one written last. Its **uncertainty** is the anomaly ± 1.2816 × the
+  model's validation RMSE at that lead (``model.metrics``): the 10-90 % range if
+  errors were normal and as large as on the selection period;
+* **sources**: per SST source the newest stored month up to the init month (its
+  URL, checksum and when it was stored), and the index vintage (URL, checksum,
+  download time);
+* **current state**: the last 48 months of index anomalies up to the init month,
+  the newest ONI and observed phase; index months without a phase yet are
+  reported as provisional (:attr:`reports.data.ReportData.provisional_notes`);
+* **baselines**: persistence and damped persistence for leads 1-12, fitted on
+  the model's training period (:class:`db.verification.IndexBaselines`);
+  ``phase_climatology`` (shown beside the forecast probabilities) is the observed
+  phase frequencies over the base period, omitted unless the index has a phase
+  for every month of it;
+* **maps**: the observed SST anomaly of the init month (the model's SST source)
+  against the base period's climatology of that calendar month if the store
+  holds the base period, else against the latest 30 complete years it holds
+  (the title says which); the predicted lead-1 map from ``forecast_grid`` when
+  the model predicts grids; both cut to :data:`MAP_LAT` x :data:`MAP_LON`;
+* **verification**: the model's stored hindcast scores (:func:`db.verification.load_scores`)
+  and its lead-1 phase contingency table over the same init months;
+* **outcomes**: operational forecasts at leads :data:`OUTCOME_LEADS` whose target
+  is the init month or the month before, beside what was observed.
+
+:func:`render_and_store` renders and writes the file and the ``report`` row;
+:func:`email_report` sends the stored report once per init month.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from sqlalchemy import Engine, desc, insert, select
+
+from db import registry, store
+from db.forecasts import load_forecast_grid, load_forecasts
+from db.registry import ModelInfo as RegistryModelInfo
+from db.schema import EmailDelivery, Forecast, IndexObservation, Model, Report, SstGrid, utcnow
+from db.verification import IndexBaselines, climatology_years, load_scores, parse_base_period, scored_period
+from enso import grids
+from enso.config import Settings
+from enso.months import Month, month_range, to_period, to_periods
+from enso.verify import attach_observations, contingency_table, phase_climatology
+from reports.data import (
+    ForecastTable,
+    CurrentState,
+    MethodInfo,
+    ModelInfo,
+    MonthSpan,
+    ReportData,
+    SourceCutoff,
+    SstMap,
+    Verification,
+    report_file_name,
+)
+from reports.email import EmailDeliveryError, SmtpSettings, build_message, send_message
+from reports.render import RenderedReport, render_report
+
+#: Latitude and longitude ranges of the report's SST maps (the tropical Pacific).
+MAP_LAT: tuple[float, float] = (-30.0, 30.0)
+MAP_LON: tuple[float, float] = (100.0, 300.0)
+#: Months of index history the report shows.
+HISTORY_MONTHS = 48
+#: Leads of the past forecasts shown against what happened.
+OUTCOME_LEADS: tuple[int, ...] = (1, 3, 6)
+#: The normal quantile of the 10-90 % range: anomaly ± Z × RMSE.
+RANGE_Z = 1.2816
+SOURCE_NAMES = {"cobe": "COBE-SST 2 monthly SST grids", "ersst": "ERSST v5 monthly SST grids"}
+
+
+def _utc(when: dt.datetime) -> dt.datetime:
+    """A stored timestamp as aware UTC (SQLite hands back naive UTC values)."""
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+# --------------------------------------------------------------------------- the forecast
+
+def newest_operational_init(engine: Engine) -> Month:
+    """The newest init month with an operational forecast; a clear error when there is none."""
+    with engine.connect() as conn:
+        newest = conn.execute(select(Forecast.init_month).where(Forecast.kind == "operational")
+                              .order_by(desc(Forecast.init_month)).limit(1)).scalar()
+    if newest is None:
+        raise LookupError("the store holds no operational forecast yet: run `enso forecast --init YYYY-MM` "
+                          "(the newest month of data by default)")
+    return store.date_month(newest)
+
+
+def _operational_rows(engine: Engine, init: Month) -> pd.DataFrame:
+    rows = load_forecasts(engine, kind="operational", init_start=init, init_end=init)
+    if rows.empty:
+        raise LookupError(f"no operational forecast for init month {init} in the store: "
+                          f"run `enso forecast --init {init}`")
+    return rows
+
+
+def _report_model(engine: Engine, rows: pd.DataFrame) -> RegistryModelInfo:
+    """The chosen model (champion, else newest) if it forecast this month, else the model written last."""
+    try:
+        chosen = registry.choose_model(engine).info.version
+    except LookupError:
+        chosen = None
+    versions = set(rows["model_version"])
+    version = chosen if chosen in versions else rows.sort_values("created_at")["model_version"].iloc[-1]
+    return registry.model_info(engine, version)
+
+
+def _validation_rmse(info: RegistryModelInfo) -> dict[int, float]:
+    validation = info.metrics.get("validation", {})
+    return {int(k): float(r) for k, r in zip(validation.get("lead", []), validation.get("rmse", []))
+            if r is not None and np.isfinite(r)}
+
+
+def forecast_table(rows: pd.DataFrame, info: RegistryModelInfo) -> ForecastTable:
+    """One model's stored forecast of one init month, with its 10-90 % range when every lead has a validation RMSE."""
+    mine = rows[rows["model_version"] == info.version].sort_values("lead")
+    init = Month.parse(str(mine["init_month"].iloc[0]))
+    leads = mine[["lead", "target_month", "nino34_anomaly", "phase", "p_la_nina", "p_neutral", "p_el_nino"]]
+    leads = leads.reset_index(drop=True)
+    rmse = _validation_rmse(info)
+    uncertainty = ""
+    if all(int(k) in rmse for k in leads["lead"]):
+        spread = np.array([rmse[int(k)] for k in leads["lead"]])
+        leads = leads.assign(anomaly_low=leads["nino34_anomaly"] - RANGE_Z * spread,
+                             anomaly_high=leads["nino34_anomaly"] + RANGE_Z * spread)
+        uncertainty = "10-90 % range: ± 1.28 × the model's validation RMSE at each lead"
+    return ForecastTable(init, info.version, leads, uncertainty=uncertainty)
+
+
+def _previous_forecast(engine: Engine, init: Month, info: RegistryModelInfo) -> ForecastTable | None:
+    """Last month's operational forecast: the same model's if stored, else the one written last."""
+    rows = load_forecasts(engine, kind="operational", init_start=init - 1, init_end=init - 1)
+    if rows.empty:
+        return None
+    previous = info if info.version in set(rows["model_version"]) else registry.model_info(
+        engine, rows.sort_values("created_at")["model_version"].iloc[-1])
+    return forecast_table(rows, previous)
+
+
+# --------------------------------------------------------------------------- observations and sources
+
+def _sources(engine: Engine, init: Month) -> tuple[SourceCutoff, ...]:
+    out = []
+    with engine.connect() as conn:
+        for source in conn.execute(select(SstGrid.source).distinct().order_by(SstGrid.source)).scalars():
+            row = conn.execute(select(SstGrid.month, SstGrid.source_url, SstGrid.sha256, SstGrid.updated_at)
+                               .where(SstGrid.source == source, SstGrid.month <= store.month_date(init))
+                               .order_by(desc(SstGrid.month)).limit(1)).first()
+            if row is not None:
+                out.append(SourceCutoff(SOURCE_NAMES.get(source, f"{source} SST grids"), store.date_month(row.month),
+                                        row.source_url, row.sha256, _utc(row.updated_at)))
+        vintage = store.current_vintage(conn)
+    if vintage is not None:
+        out.append(SourceCutoff(f"Niño 3.4 monthly index ({vintage.format}, {vintage.base_period} base)",
+                                min(store.date_month(vintage.last_month), init), vintage.url, vintage.sha256,
+                                _utc(vintage.downloaded_at)))
+    return tuple(out)
+
+
+def _current_state(index: pd.DataFrame, init: Month) -> CurrentState:
+    upto = index.loc[:to_period(init)]
+    anomaly = upto["anomaly"].dropna()
+    if anomaly.empty or anomaly.index[-1] != to_period(init):
+        raise LookupError(f"the index holds no Niño 3.4 anomaly for init month {init}: run `enso ingest`")
+    phased = upto["phase"].dropna()
+    oni_month = Month.parse(str(phased.index[-1])) if not phased.empty else None
+    window = upto.iloc[-HISTORY_MONTHS:]
+    return CurrentState(
+        anomaly_month=init, nino34_anomaly=float(anomaly.iloc[-1]), oni_month=oni_month,
+        oni=float(upto.loc[to_period(oni_month), "oni"]) if oni_month else None,
+        observed_phase=phased.iloc[-1] if oni_month else None,
+        recent_anomalies=window["anomaly"], recent_oni=window["oni"])
+
+
+def _map_region(field: xr.DataArray) -> xr.DataArray:
+    return grids.crop(field, MAP_LAT, MAP_LON)
+
+
+def _observed_map(engine: Engine, source: str, init: Month,
+                  base: tuple[int, int]) -> tuple[SstMap | None, tuple[int, int] | None]:
+    """The init month's SST anomaly against its calendar month's mean over the base (or latest 30) years,
+    and those years."""
+    stored = store.stored_months(engine, source)
+    if init not in stored:
+        return None, None
+    years = climatology_years(stored, base)
+    same_month = [g for y in range(years[0], years[1] + 1)
+                  for g in store.load_grids(engine, source, Month.of(y, init.month), Month.of(y, init.month))]
+    now = store.load_grids(engine, source, init, init)[0]
+    climatology = np.mean([g.values for g in same_month], axis=0)
+    field = _map_region(xr.DataArray(now.values - climatology, dims=("lat", "lon"),
+                                     coords={"lat": now.lat, "lon": now.lon}))
+    against = f"{years[0]}-{years[1]}" + ("" if years == base else f", as the store lacks {base[0]}-{base[1]}")
+    return SstMap(init, field.lat.values, field.lon.values, field.values,
+                  f"Observed SST anomaly, {init} (vs {against})"), years
+
+
+def _predicted_map(engine: Engine, version: str, init: Month) -> SstMap | None:
+    grid = load_forecast_grid(engine, model_version=version, kind="operational", init_month=init)
+    if grid is None:
+        return None
+    field = _map_region(grid)
+    target = Month.parse(grid.attrs.get("target_month", str(init + 1)))
+    return SstMap(target, field.lat.values, field.lon.values, field.values,
+                  f"Predicted SST anomaly, {target} (lead 1)")
+
+
+def _base_phase_climatology(index: pd.DataFrame, base: tuple[int, int]) -> pd.DataFrame | None:
+    """Observed phase frequencies per calendar month over the base period; None unless every month of it has a phase."""
+    phases = index["phase"].reindex(to_periods(month_range(Month.of(base[0], 1), Month.of(base[1], 12))))
+    return None if phases.isna().any() else phase_climatology(phases, f"{base[0]}-01", f"{base[1]}-12")
+
+
+# --------------------------------------------------------------------------- verification and outcomes
+
+def _verification(engine: Engine, version: str, index: pd.DataFrame) -> Verification | None:
+    period = scored_period(engine, version, "hindcast")
+    if period is None:
+        return None
+    scores = load_scores(engine, version, "hindcast", period)
+    lead1 = load_forecasts(engine, model_version=version, kind="hindcast", init_start=period[0], init_end=period[1])
+    lead1 = attach_observations(lead1[lead1["lead"] == 1], index["anomaly"], index["phase"])
+    return Verification(scores=scores, model_forecaster=version, period=MonthSpan(*period), kind="hindcast",
+                        contingency=contingency_table(lead1["phase"], lead1["observed_phase"]), contingency_lead=1)
+
+
+def _outcomes(engine: Engine, init: Month, version: str) -> pd.DataFrame | None:
+    """Operational forecasts for the init month and the month before, beside the observations.
+
+    Per init month, the report's model if it forecast then, else the model written last.
+    """
+    stmt = (select(Forecast.model_version, Forecast.created_at, Forecast.init_month, Forecast.lead_months,
+                   Forecast.target_month, Forecast.nino34_anomaly, Forecast.phase,
+                   IndexObservation.anomaly, IndexObservation.phase.label("observed_phase"))
+            .join(IndexObservation, IndexObservation.month == Forecast.target_month)
+            .where(Forecast.kind == "operational", Forecast.lead_months.in_(OUTCOME_LEADS),
+                   Forecast.target_month.in_([store.month_date(init - 1), store.month_date(init)]),
+                   IndexObservation.anomaly.is_not(None)))
+    with engine.connect() as conn:
+        rows = pd.DataFrame(conn.execute(stmt).all())
+    if rows.empty:
+        return None
+    rows["_theirs"] = rows["model_version"] != version
+    rows = rows.sort_values(["_theirs", "created_at"], ascending=[True, False])
+    rows = rows.drop_duplicates(["init_month", "lead_months"]).sort_values(["target_month", "lead_months"])
+    return pd.DataFrame({
+        "init_month": [Month.from_date(d) for d in rows["init_month"]],
+        "lead": rows["lead_months"].astype(int).to_numpy(),
+        "target_month": to_periods([Month.from_date(d) for d in rows["target_month"]]),
+        "forecast_anomaly": rows["nino34_anomaly"].astype(float).to_numpy(),
+        "observed_anomaly": rows["anomaly"].astype(float).to_numpy(),
+        "forecast_phase": rows["phase"].to_numpy(),
+        "observed_phase": rows["observed_phase"].to_numpy(),
+    })
+
+
+# --------------------------------------------------------------------------- assembly
+
+def _report_model_info(engine: Engine, info: RegistryModelInfo) -> ModelInfo:
+    with engine.connect() as conn:
+        fingerprint = conn.execute(select(Model.data_fingerprint).where(Model.version == info.version)).scalar()
+    return ModelInfo(version=info.version, preset=info.preset, training=MonthSpan(info.train_start, info.train_end),
+                     selection=MonthSpan(info.train_end + 1, info.valid_end), is_champion=info.status == "champion",
+                     sst_source=info.sst_source, created_at=_utc(info.created_at), data_fingerprint=fingerprint)
+
+
+def assemble_report(engine: Engine, settings: Settings, init_month: Month | None = None, *,
+                    issued_at: dt.datetime | None = None) -> ReportData:
+    """Every part of the report of ``init_month`` (default: the newest operational forecast's) from the store."""
+    init = init_month or newest_operational_init(engine)
+    rows = _operational_rows(engine, init)
+    info = _report_model(engine, rows)
+    index = store.load_index(engine)
+    base = parse_base_period(info.base_period, (settings.anomaly_base_start, settings.anomaly_base_end))
+    baselines = IndexBaselines.fit(index, info)
+    at_init = to_periods([init])
+    forecast = forecast_table(rows, info)
+    baseline_leads = pd.DataFrame({
+        "persistence": baselines.persistence.predict(index["anomaly"], at_init)["nino34_anomaly"].to_numpy(),
+        "damped_persistence": baselines.damped_persistence.predict(index["anomaly"], at_init)["nino34_anomaly"]
+        .to_numpy(),
+    }, index=pd.Index(baselines.persistence.leads, name="lead"))
+    verification = _verification(engine, info.version, index)
+    caveats = [
+        f"Baselines (persistence, damped persistence, climatology, linear EOF model) are fitted on the model's "
+        f"training period {info.train_start} to {info.train_end}.",
+        "The observed phase of a month comes from its ONI, so the newest month's phase is provisional.",
+    ]
+    observed_map, map_years = _observed_map(engine, info.sst_source, init, base)
+    if map_years is not None and map_years != base:
+        caveats.append(f"The observed SST map is against {map_years[0]}-{map_years[1]}: the store does not hold "
+                       f"the grids of the base period {base[0]}-{base[1]}.")
+    if forecast.has_range:
+        caveats.append("The forecast range is the anomaly ± 1.28 × the model's validation RMSE at each lead "
+                       "(10-90 % if errors are normal).")
+    if verification is None:
+        caveats.append("No hindcast of this model is verified yet: run `enso hindcast` and `enso verify`.")
+    return ReportData(
+        init_month=init, issued_at=issued_at or utcnow(), sources=_sources(engine, init),
+        model=_report_model_info(engine, info), current=_current_state(index, init), forecast=forecast,
+        method=MethodInfo(base_period=base, caveats=tuple(caveats)),
+        phase_climatology=_base_phase_climatology(index, base), baselines=baseline_leads,
+        previous_forecast=_previous_forecast(engine, init, info),
+        observed_map=observed_map,
+        predicted_map=_predicted_map(engine, info.version, init),
+        verification=verification, outcomes=_outcomes(engine, init, info.version),
+    )
+
+
+# --------------------------------------------------------------------------- rendering and storing
+
+@dataclass(frozen=True)
+class StoredReport:
+    """A rendered report written to ``path`` and to the ``report`` row of its init month."""
+
+    init_month: Month
+    path: Path
+    sha256: str
+    model_version: str
+    created_at: dt.datetime
+    data: ReportData
+    rendered: RenderedReport
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write beside the destination, then move in place: readers never see half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def render_and_store(engine: Engine, settings: Settings, init_month: Month | None = None, out: Path | None = None,
+                     flow_run_id: str | None = None) -> StoredReport:
+    """Assemble and render the report, write the HTML file and upsert its ``report`` row (one per init month).
+
+    ``out`` defaults to ``settings.report_dir / enso-report-YYYY-MM.html``; an
+    existing folder gets that file name inside it.
+    """
+    now = utcnow()
+    data = assemble_report(engine, settings, init_month, issued_at=now)
+    rendered = render_report(data)
+    path = Path(out) if out is not None else settings.report_dir / report_file_name(data.init_month)
+    if path.is_dir():
+        path = path / report_file_name(data.init_month)
+    digest = hashlib.sha256(rendered.html.encode("utf-8")).hexdigest()
+    values = dict(model_version=data.model.version, path=str(path.resolve()), html=rendered.html, sha256=digest,
+                  created_at=now, flow_run_id=flow_run_id)
+    with engine.begin() as conn:
+        stmt = store.dialect_insert(conn, Report).values(init_month=store.month_date(data.init_month), **values)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["init_month"], set_=values))
+        _write_atomically(path, rendered.html)
+    return StoredReport(data.init_month, path, digest, data.model.version, now, data, rendered)
+
+
+# --------------------------------------------------------------------------- email
+
+@dataclass(frozen=True)
+class EmailOutcome:
+    """What :func:`email_report` did: ``status`` is 'sent' or 'already sent' (nothing was sent)."""
+
+    init_month: Month
+    status: str
+    recipients: tuple[str, ...]
+    message_id: str | None
+    attempts: int
+
+    def __str__(self) -> str:
+        if self.status == "already sent":
+            return (f"report {self.init_month} was already emailed (message {self.message_id}); "
+                    "nothing sent (use --force-email to send again)")
+        return (f"report {self.init_month} emailed to {', '.join(self.recipients)} "
+                f"(message {self.message_id}, {self.attempts} attempt(s))")
+
+
+def _record_delivery(engine: Engine, init: Month, recipients: list[str], *, status: str, attempts: int,
+                     message: str = "", message_id: str | None = None) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(EmailDelivery).values(
+            init_month=store.month_date(init), recipients=", ".join(recipients), status=status, attempts=attempts,
+            message=message, message_id=message_id, at=utcnow()))
+
+
+def email_report(engine: Engine, settings: Settings, init_month: Month, *, force: bool = False,
+                 retries: int = 3, backoff: float = 5.0) -> EmailOutcome:
+    """Email the stored report of ``init_month`` to ``settings.report_to``, once per month unless ``force``.
+
+    The attachment is the stored HTML byte for byte; the email body is rendered
+    again from the store with the stored issue time. Every attempt is recorded in
+    ``email_delivery`` ('sent' with the Message-ID, or 'failed' with the error,
+    which never contains the SMTP password); a failure is re-raised as
+    :class:`reports.email.EmailDeliveryError`. ``retries``/``backoff`` are those
+    of :func:`reports.email.send_message`.
+    """
+    recipients = list(settings.report_to)
+    if not recipients:
+        raise ValueError(f"report {init_month}: no recipients: set ENSO_REPORT_TO (comma-separated addresses)")
+    if not force:
+        with engine.connect() as conn:
+            sent = conn.execute(select(EmailDelivery).where(
+                EmailDelivery.init_month == store.month_date(init_month), EmailDelivery.status == "sent")
+                .order_by(desc(EmailDelivery.at)).limit(1)).first()
+        if sent is not None:
+            return EmailOutcome(init_month, "already sent", tuple(sent.recipients.split(", ")), sent.message_id, 0)
+    with engine.connect() as conn:
+        stored = conn.execute(select(Report.html, Report.created_at)
+                              .where(Report.init_month == store.month_date(init_month))).first()
+    if stored is None:
+        raise LookupError(f"no stored report for init month {init_month}: run `enso report --init {init_month}`")
+    data = assemble_report(engine, settings, init_month, issued_at=_utc(stored.created_at))
+    rendered = replace(render_report(data), html=stored.html)
+    message = build_message(rendered, data, sender=settings.report_from, recipients=recipients)
+    try:
+        delivery = send_message(message, SmtpSettings.from_settings(settings), retries=retries, backoff=backoff)
+    except EmailDeliveryError as error:
+        reason = str(error).replace(settings.smtp_password, "***") if settings.smtp_password else str(error)
+        _record_delivery(engine, init_month, recipients, status="failed", attempts=error.attempts, message=reason)
+        raise EmailDeliveryError(f"report {init_month} was not emailed: {reason}", error.attempts) from None
+    _record_delivery(engine, init_month, recipients, status="sent", attempts=delivery.attempts,
+                     message_id=delivery.message_id)
+    return EmailOutcome(init_month, "sent", tuple(recipients), delivery.message_id, delivery.attempts)

@@ -1,0 +1,360 @@
+"""Verification of stored forecasts beside the baselines (the work behind ``enso verify``).
+
+For one model (the champion by default, else the newest) and one forecast kind,
+every stored forecast whose target month the index has observed is scored with
+:func:`enso.verify.score_table`, by lead and by target calendar month, and so are
+the baselines of :mod:`enso.baselines` on exactly the same (init month, lead)
+pairs:
+
+* ``climatology``: anomaly 0 and the observed phase frequencies of the target
+  calendar month;
+* ``persistence`` and ``damped_persistence``: the init month's index anomaly
+  (times r(lead)), with Gaussian phase probabilities whose spread is the
+  baseline's RMS error per lead on the training period;
+* ``linear_eof``: ridge regression on EOFs of tropical Pacific SST anomalies
+  (20°S-20°N, 120°E-70°W) of the model's own SST source in the store, coarsened
+  to :data:`EOF_RESOLUTION_DEG` (a 1° COBE century reads and fits in seconds
+  then, with the same large-scale patterns), anomalies against the index's base
+  period (or the store's latest 30 complete years, see :func:`climatology_years`);
+  alpha is chosen on the model's selection period, as the model's weights were.
+
+Each baseline is fitted on the model's training period only (``train_start`` ..
+``train_end``; the EOF model also sees the selection period, up to
+``valid_end``), and RPSS is computed against the phase climatology of the
+training period. Categorical scores count only target months whose phase (ONI)
+is known, so their ``n`` can be smaller than the deterministic scores'.
+
+Scores go to ``verification_score``: ``forecaster`` is the model version or the
+baseline's name, ``model_version`` the model on every row, ``period_start`` /
+``period_end`` the first and last init month scored, ``target_calendar_month``
+0 for all months. A run replaces, in one transaction, the rows of the same model
+and kind whose period starts in the same month and ends no later: the same
+verification, extended as observations arrive (a sub-period verified on purpose
+with a different first month is kept). :func:`load_scores` reads the widest
+stored period.
+
+When to re-verify: :func:`newly_verifiable` counts forecasts whose target month
+was observed after the last verification. Verifying takes seconds, so the
+monthly run may simply re-verify every month; the count is for callers who want
+to skip an unchanged month (it does not see revisions of months already observed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select
+
+from db import registry, store
+from db.forecasts import load_forecasts
+from db.registry import ModelInfo
+from db.schema import FORECAST_KINDS, Forecast, IndexObservation, VerificationScore, utcnow
+from enso import grids
+from enso.baselines import Climatology, DampedPersistence, LinearEOFModel, Persistence
+from enso.months import Month, month_range, to_period, to_periods
+from enso.verify import PROBABILITY_COLUMNS, attach_observations, score_table
+from reports.data import SCORE_COLUMNS
+
+#: Names of the baseline forecasters, as stored in ``verification_score.forecaster``.
+BASELINES: tuple[str, ...] = ("climatology", "persistence", "damped_persistence", "linear_eof")
+#: Grid spacing (°) the linear EOF model reads the SST source at.
+EOF_RESOLUTION_DEG = 2.0
+#: Months of grids decoded at once while building the EOF model's cube (bounds memory on 1° grids).
+LOAD_CHUNK_MONTHS = 120
+#: Length of the climatology period used when the store does not cover the base period.
+CLIMATOLOGY_YEARS = 30
+
+_FRAME_COLUMNS = ["init_month", "lead", "target_month", "nino34_anomaly", *PROBABILITY_COLUMNS, "phase"]
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """What :func:`verify` scored and stored.
+
+    ``scores`` has :data:`reports.data.SCORE_COLUMNS` (``target_calendar_month``
+    0 for all months); ``period`` is the first and last init month scored;
+    ``n_pairs`` the number of (init month, lead) pairs with an observed target.
+    """
+
+    model_version: str
+    reason: str
+    kind: str
+    period: tuple[Month, Month]
+    scores: pd.DataFrame
+    n_pairs: int
+    rows_written: int
+    notes: tuple[str, ...] = ()
+
+    def by_lead(self, metric: str, leads: Iterable[int] | None = None) -> pd.DataFrame:
+        """One metric over all target months: rows forecaster (model first), columns lead."""
+        rows = self.scores[(self.scores["target_calendar_month"] == 0) & (self.scores["metric"] == metric)]
+        table = rows.pivot_table(index="forecaster", columns="lead", values="value", aggfunc="first", dropna=False)
+        order = [f for f in (self.model_version, *BASELINES) if f in table.index]
+        table = table.loc[order]
+        return table if leads is None else table.loc[:, [k for k in leads if k in table.columns]]
+
+    def table(self) -> str:
+        """The per-lead ACC/RMSE of the model beside each baseline, and the phase scores at leads 1-6."""
+        first, last = self.period
+        lines = [f"model {self.model_version} ({self.reason}); {self.kind} forecasts, init months {first}..{last}; "
+                 f"{self.n_pairs} (init, lead) pairs with an observed target month"]
+        sections = [("ACC", "acc", None), ("RMSE (°C)", "rmse", None), ("phase accuracy", "accuracy", range(1, 7)),
+                    ("Heidke skill score", "heidke", range(1, 7)),
+                    ("RPSS vs training-period phase climatology", "rpss", range(1, 7))]
+        for title, metric, leads in sections:
+            table = self.by_lead(metric, leads)
+            lines += ["", f"{title} by lead:", f"  {'forecaster':<20}" + "".join(f"{k:>7}" for k in table.columns)]
+            for name, values in table.iterrows():
+                label = "model" if name == self.model_version else str(name)
+                lines.append(f"  {label:<20}" + "".join("      -" if not np.isfinite(v) else f"{v:7.2f}"
+                                                         for v in values.to_numpy(dtype=float)))
+        lines += [""] + [f"note: {n}" for n in self.notes]
+        return "\n".join(lines).rstrip()
+
+
+# --------------------------------------------------------------------------- helpers shared with reports
+
+def climatology_years(months: Iterable[Month], base: tuple[int, int],
+                      length: int = CLIMATOLOGY_YEARS) -> tuple[int, int]:
+    """The years to take a monthly climatology over: ``base`` if every month of it is in ``months``,
+    else the last ``length`` years of the longest run of complete years (latest on a tie; all of
+    it if shorter). Raises when not one complete year is there."""
+    have = set(months)
+    complete = [y for y in sorted({m.year for m in have}) if all(Month.of(y, k) in have for k in range(1, 13))]
+    if all(y in complete for y in range(base[0], base[1] + 1)):
+        return base
+    if not complete:
+        raise LookupError(f"no complete year of grids in the store for a climatology (base period {base})")
+    runs: list[list[int]] = []
+    for y in complete:
+        if runs and y == runs[-1][-1] + 1:
+            runs[-1].append(y)
+        else:
+            runs.append([y])
+    best = max(runs, key=lambda r: (len(r), r[-1]))[-length:]
+    return best[0], best[-1]
+
+
+def parse_base_period(text: str | None, default: tuple[int, int]) -> tuple[int, int]:
+    """``"1991-2020"`` as (1991, 2020); ``default`` when missing or not of that form."""
+    try:
+        first, last = (int(part) for part in str(text).split("-"))
+    except ValueError:
+        return default
+    return (first, last) if first <= last else default
+
+
+@dataclass(frozen=True)
+class IndexBaselines:
+    """The index-only baselines fitted on a model's training period (shared by verification and reports)."""
+
+    climatology: Climatology
+    persistence: Persistence
+    damped_persistence: DampedPersistence
+
+    @classmethod
+    def fit(cls, index: pd.DataFrame, info: ModelInfo) -> "IndexBaselines":
+        first, last = str(info.train_start), str(info.train_end)
+        anomaly = index["anomaly"]
+        return cls(climatology=Climatology().fit(index["phase"], first, last),
+                   persistence=Persistence(probabilities="gaussian").fit(anomaly, first, last),
+                   damped_persistence=DampedPersistence(probabilities="gaussian").fit(anomaly, first, last))
+
+    @property
+    def phase_climatology(self) -> pd.DataFrame:
+        """Phase frequencies per calendar month over the training period (the RPSS reference)."""
+        assert self.climatology.frequencies is not None
+        return self.climatology.frequencies
+
+
+def regional_anomaly_cube(engine: Engine, source: str, start: Month, end: Month, *,
+                          lat_range: tuple[float, float], lon_range: tuple[float, float],
+                          resolution_deg: float, base: tuple[int, int]) -> xr.DataArray:
+    """Stored grids of start..end cut to a region and coarsened, as anomalies against ``base`` years.
+
+    Read :data:`LOAD_CHUNK_MONTHS` at a time so a century of 1° grids never sits
+    in memory at full size; the base years must lie inside start..end.
+    """
+    months = month_range(start, end)
+    parts = [store.load_cube(engine, source, chunk[0], chunk[-1], lat_range=lat_range, lon_range=lon_range,
+                             coarsen_deg=resolution_deg)
+             for chunk in (months[i:i + LOAD_CHUNK_MONTHS] for i in range(0, len(months), LOAD_CHUNK_MONTHS))]
+    cube = xr.concat(parts, dim="month") if len(parts) > 1 else parts[0]
+    return grids.anomalies(cube, *base)
+
+
+# --------------------------------------------------------------------------- verification
+
+def _observed_forecasts(engine: Engine, version: str, kind: str, start: Month | None, end: Month | None,
+                        index: pd.DataFrame) -> pd.DataFrame:
+    """The model's stored forecasts whose target month has an observed anomaly, with the observations."""
+    stored = load_forecasts(engine, model_version=version, kind=kind, init_start=start, init_end=end)
+    if stored.empty:
+        return stored
+    joined = attach_observations(stored[_FRAME_COLUMNS], index["anomaly"], index["phase"])
+    return joined[np.isfinite(joined["observed_anomaly"].to_numpy())].reset_index(drop=True)
+
+
+def _on_pairs(frame: pd.DataFrame, pairs: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The rows of a forecast frame at exactly these (init_month, lead) pairs, in their order."""
+    keyed = frame.assign(_key=[f"{i}/{k}" for i, k in zip(frame["init_month"], frame["lead"])]).set_index("_key")
+    wanted = [f"{i}/{k}" for i, k in zip(pairs["init_month"], pairs["lead"])]
+    missing = pd.Index(wanted).difference(keyed.index)
+    if len(missing):
+        raise ValueError(f"baseline {name} has no forecast for (init month/lead) {missing[0]}, "
+                         f"which the model has ({len(missing)} such pairs)")
+    return keyed.loc[wanted].reset_index(drop=True)
+
+
+def _linear_eof(engine: Engine, info: ModelInfo, index: pd.DataFrame,
+                inits: pd.PeriodIndex) -> tuple[pd.DataFrame, str]:
+    """The linear EOF model fitted as the model was (train ..train_end, alpha on ..valid_end), at ``inits``."""
+    model = LinearEOFModel()
+    stored = store.stored_months(engine, info.sst_source)
+    if not stored:
+        raise LookupError(f"the store holds no {info.sst_source} grids for the linear EOF baseline")
+    base = climatology_years(stored, parse_base_period(info.base_period, (1991, 2020)))
+    first_input = max(info.train_start - (model.n_lags - 1), stored[0])
+    last_init = Month.parse(str(inits.max()))
+    cube = regional_anomaly_cube(
+        engine, info.sst_source, min(first_input, Month.of(base[0], 1)), max(last_init, Month.of(base[1], 12)),
+        lat_range=model.lat_range, lon_range=model.lon_range, resolution_deg=EOF_RESOLUTION_DEG, base=base)
+    months = to_periods(cube.month.values)
+    cube = cube.isel(month=np.flatnonzero(months >= to_period(first_input)))
+    model.fit(cube, index["anomaly"], str(info.train_end), str(info.valid_end))
+    note = (f"linear EOF model: {info.sst_source} grids of 20°S-20°N, 120°E-70°W at {EOF_RESOLUTION_DEG:g}°, "
+            f"anomalies against {base[0]}-{base[1]}, trained {first_input + model.n_lags - 1}..{info.train_end}, "
+            f"ridge alpha chosen on {info.train_end + 1}..{info.valid_end}")
+    return model.predict(cube, index["anomaly"], inits), note
+
+
+def verify(engine: Engine, *, model_version: str | None = None, kind: str = "hindcast",
+           start: Month | None = None, end: Month | None = None) -> VerificationResult:
+    """Score a model's stored forecasts of ``kind`` (init months start..end) and the baselines; store the scores.
+
+    The model is ``model_version``, else the champion, else the newest model.
+    Raises :class:`LookupError` when no forecast of it has an observed target month.
+    """
+    if kind not in FORECAST_KINDS:
+        raise ValueError(f"forecast kind must be one of {FORECAST_KINDS}, not {kind!r}")
+    choice = registry.choose_model(engine, model_version)
+    info = choice.info
+    index = store.load_index(engine)
+    model_frame = _observed_forecasts(engine, info.version, kind, start, end, index)
+    if model_frame.empty:
+        span = f" with init months {start or '...'}..{end or '...'}" if start or end else ""
+        command = "enso hindcast --start ... --end ..." if kind == "hindcast" else "enso forecast"
+        raise LookupError(f"model {info.version} has no {kind} forecast{span} whose target month is observed yet: "
+                          f"run `{command}` (and `enso ingest` for new observations)")
+    pairs = model_frame[["init_month", "lead"]]
+    inits = pd.PeriodIndex(sorted(set(model_frame["init_month"])), freq="M")
+    baselines = IndexBaselines.fit(index, info)
+    anomaly = index["anomaly"]
+    eof_frame, eof_note = _linear_eof(engine, info, index, inits)
+    frames = {
+        info.version: model_frame,
+        "climatology": baselines.climatology.predict(inits),
+        "persistence": baselines.persistence.predict(anomaly, inits),
+        "damped_persistence": baselines.damped_persistence.predict(anomaly, inits),
+        "linear_eof": eof_frame,
+    }
+    parts = []
+    for name, frame in frames.items():
+        same = model_frame if name == info.version else attach_observations(
+            _on_pairs(frame, pairs, name), anomaly, index["phase"])
+        parts.append(score_table(same, baselines.phase_climatology).assign(forecaster=name))
+    scores = pd.concat(parts, ignore_index=True)
+    scores["target_calendar_month"] = scores["target_calendar_month"].fillna(0).astype(int)
+    scores = scores[list(SCORE_COLUMNS)]
+    period = (Month.parse(str(inits[0])), Month.parse(str(inits[-1])))
+    with engine.begin() as conn:
+        written = _replace_scores(conn, scores, model_version=info.version, kind=kind, period=period)
+    notes = (f"baselines fitted on the training period {info.train_start}..{info.train_end}; "
+             f"RPSS against its phase climatology", eof_note)
+    return VerificationResult(info.version, choice.reason, kind, period, scores, len(model_frame), written, notes)
+
+
+def _replace_scores(conn: Connection, scores: pd.DataFrame, *, model_version: str, kind: str,
+                    period: tuple[Month, Month]) -> int:
+    conn.execute(delete(VerificationScore).where(
+        VerificationScore.model_version == model_version, VerificationScore.kind == kind,
+        VerificationScore.period_start == store.month_date(period[0]),
+        VerificationScore.period_end <= store.month_date(period[1])))
+    now = utcnow()
+    rows = [dict(forecaster=str(r.forecaster), model_version=model_version, kind=kind,
+                 period_start=store.month_date(period[0]), period_end=store.month_date(period[1]),
+                 lead_months=int(r.lead), target_calendar_month=int(r.target_calendar_month), metric=str(r.metric),
+                 value=float(r.value) if np.isfinite(r.value) else None, n=int(r.n), computed_at=now)
+            for r in scores.itertuples(index=False)]
+    if rows:
+        conn.execute(insert(VerificationScore), rows)
+    return len(rows)
+
+
+# --------------------------------------------------------------------------- reading scores
+
+def scored_period(engine: Engine, model_version: str, kind: str = "hindcast") -> tuple[Month, Month] | None:
+    """The widest stored verification period of a model and kind (the newest on a tie), or None."""
+    stmt = (select(VerificationScore.period_start, VerificationScore.period_end,
+                   func.max(VerificationScore.computed_at).label("computed_at"))
+            .where(VerificationScore.model_version == model_version, VerificationScore.kind == kind)
+            .group_by(VerificationScore.period_start, VerificationScore.period_end))
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    if not rows:
+        return None
+    best = max(rows, key=lambda r: (r.period_end - r.period_start, r.computed_at))
+    return store.date_month(best.period_start), store.date_month(best.period_end)
+
+
+def load_scores(engine: Engine, model_version: str, kind: str = "hindcast",
+                period: tuple[Month, Month] | None = None) -> pd.DataFrame:
+    """Stored scores of a model and its baselines as the tidy frame of :class:`reports.data.Verification`.
+
+    Columns :data:`reports.data.SCORE_COLUMNS` (``value`` NaN where undefined);
+    ``period`` defaults to :func:`scored_period`. Empty when nothing is stored.
+    """
+    period = period or scored_period(engine, model_version, kind)
+    if period is None:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in SCORE_COLUMNS})
+    stmt = (select(VerificationScore.forecaster, VerificationScore.lead_months.label("lead"),
+                   VerificationScore.target_calendar_month, VerificationScore.metric, VerificationScore.value,
+                   VerificationScore.n)
+            .where(VerificationScore.model_version == model_version, VerificationScore.kind == kind,
+                   VerificationScore.period_start == store.month_date(period[0]),
+                   VerificationScore.period_end == store.month_date(period[1]))
+            .order_by(VerificationScore.forecaster, VerificationScore.lead_months,
+                      VerificationScore.target_calendar_month, VerificationScore.metric))
+    with engine.connect() as conn:
+        frame = pd.DataFrame(conn.execute(stmt).all(), columns=list(SCORE_COLUMNS))
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
+    return frame
+
+
+def newly_verifiable(engine: Engine, model_version: str, kind: str = "hindcast") -> int:
+    """How many forecasts of the model have an observed target month but are not in its stored scores yet.
+
+    The count of (init, lead) pairs with an observed anomaly now, minus those the
+    widest stored verification scored (0 when nothing changed; all of them when
+    the model was never verified).
+    """
+    observed = (select(func.count()).select_from(Forecast)
+                .join(IndexObservation, IndexObservation.month == Forecast.target_month)
+                .where(Forecast.model_version == model_version, Forecast.kind == kind,
+                       IndexObservation.anomaly.is_not(None)))
+    period = scored_period(engine, model_version, kind)
+    with engine.connect() as conn:
+        now = conn.execute(observed).scalar_one()
+        if period is None:
+            return int(now)
+        scored = conn.execute(select(func.coalesce(func.sum(VerificationScore.n), 0)).where(and_(
+            VerificationScore.model_version == model_version, VerificationScore.forecaster == model_version,
+            VerificationScore.kind == kind, VerificationScore.metric == "rmse",
+            VerificationScore.target_calendar_month == 0,
+            VerificationScore.period_start == store.month_date(period[0]),
+            VerificationScore.period_end == store.month_date(period[1])))).scalar_one()
+    return max(0, int(now) - int(scored))
