@@ -72,6 +72,8 @@ CPC_BASE = (1991, 2020)
 PHASE_LEADS = tuple(range(1, 7))
 LEADS = tuple(FORECAST_LEADS)
 BASELINES = ("persistence", "damped_persistence", "linear_eof")
+LABELS = {"model": "model", "persistence": "persistence", "damped_persistence": "damped pers.",
+          "linear_eof": "linear EOF", "climatology": "climatology", "keydana2021": "keydana2021"}
 
 
 def on_cpc_base(frame: pd.DataFrame, model: TrainedModel, cpc: pd.DataFrame) -> pd.DataFrame:
@@ -283,6 +285,8 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     intervals = ({name: year_block_interval(errors["model"], errors[name], years, args.bootstrap, rng)
                   for name in BASELINES} if args.bootstrap > 0 else {})
+    differences = {name: np.sqrt(errors["model"].mean(axis=0)) - np.sqrt(errors[name].mean(axis=0))
+                   for name in BASELINES}
     timings["total"] = round(time.perf_counter() - start, 1)
 
     def column(name: str, metric: str, leads: tuple[int, ...] = LEADS) -> np.ndarray:
@@ -292,23 +296,30 @@ def main() -> None:
     print(f"\nNiño 3.4 anomaly, init months {TEST_INITS[0]}..{TEST_INITS[-1]} (n = 252 per lead), against CPC "
           f"(1991-2020 base). ACC / RMSE °C. Model: {preset_name}.")
     names = ["model", *BASELINES, "climatology"] + (["keydana2021"] if keydana_model else [])
-    print("lead " + "".join(f"{n[:18]:>15}" for n in names) + "   RMSE model-persistence 90%")
+    print("lead" + "".join(f"{LABELS[n]:>13}" for n in names))
     for k, lead in enumerate(LEADS):
-        cells = "".join(f"  {fmt(column(n, 'acc')[k], 5)}/{fmt(column(n, 'rmse')[k], 5)}"
-                        if lead in scores[n].index else " " * 15 for n in names)
-        ci = intervals.get("persistence")
-        boot = f"   [{ci[k, 0]:+.3f}, {ci[k, 1]:+.3f}]" if ci is not None else ""
-        print(f"{lead:>4} {cells}{boot}")
+        cells = "".join(f"  {fmt(column(n, 'acc')[k], 5)}/{fmt(column(n, 'rmse')[k], 4)}"
+                        if lead in scores[n].index else " " * 13 for n in names)
+        print(f"{lead:>4}{cells}")
+    if intervals:
+        print(f"\nRMSE of the model minus each baseline's, with the 90% interval of {args.bootstrap} "
+              "year-block bootstrap resamples (negative: the model is better)")
+        print("lead" + "".join(f"{LABELS[n]:>26}" for n in BASELINES))
+        for k, lead in enumerate(LEADS):
+            cells = "".join(f"  {differences[n][k]:+.3f} [{intervals[n][k, 0]:+.3f}, {intervals[n][k, 1]:+.3f}]"
+                            for n in BASELINES)
+            print(f"{lead:>4}{cells}")
 
     phase_names = ["model", "persistence"] + (["keydana2021"] if keydana_model else [])
-    print(f"\nPhase (observed: ONI of CPC's anomalies; RPSS vs the phase climatology of {train_period[0]}.."
-          f"{train_period[1]}). accuracy / HSS / RPSS; persistence = anomaly threshold at ±0.5, Gaussian probabilities")
-    print("lead " + "".join(f"{n:>24}" for n in phase_names))
+    print(f"\nPhase: accuracy / HSS / RPSS (observed: ONI of CPC's anomalies; RPSS against the phase climatology "
+          f"of {train_period[0]}..{train_period[1]}). Persistence: the init anomaly thresholded at ±0.5, "
+          "Gaussian probabilities.")
+    print("lead" + "".join(f"{LABELS[n]:>21}" for n in phase_names))
     for lead in PHASE_LEADS:
-        cells = "".join(f"   {fmt(scores[n].loc[lead, 'accuracy'])} {fmt(scores[n].loc[lead, 'heidke'])} "
-                        f"{fmt(scores[n].loc[lead, 'rpss'])}" if lead in scores[n].index else " " * 24
+        cells = "".join(f"  {fmt(scores[n].loc[lead, 'accuracy'], 5)} {fmt(scores[n].loc[lead, 'heidke'], 5)} "
+                        f"{fmt(scores[n].loc[lead, 'rpss'], 5)}" if lead in scores[n].index else " " * 21
                         for n in phase_names)
-        print(f"{lead:>4} {cells}")
+        print(f"{lead:>4}{cells}")
 
     rmse_best = np.min([column(n, "rmse") for n in BASELINES], axis=0)
     acc_best = np.max([column(n, "acc") for n in BASELINES], axis=0)
@@ -341,6 +352,7 @@ def main() -> None:
         "data": data_source,
         "scores": {name: {metric: [None if not np.isfinite(v) else round(float(v), 4) for v in column(name, metric)]
                           for metric in ("acc", "rmse", "msss", "accuracy", "heidke", "rpss")} for name in scores},
+        "rmse_minus_baseline": {name: np.round(d, 4).tolist() for name, d in differences.items()},
         "rmse_minus_baseline_90pct": {name: np.round(ci, 4).tolist() for name, ci in intervals.items()},
         "bootstrap": {"resamples": args.bootstrap, "block": "init year"},
         "validation": validation_baselines(index, persistence, damped, model),

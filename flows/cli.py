@@ -170,7 +170,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
                     start=Month.parse(args.start) if args.start else None,
                     end=Month.parse(args.end) if args.end else None)
     print(result.table())
-    print(f"{result.rows_written} scores written to table verification_score")
+    print(f"{result.n_scores} scores written to table verification_score")
     return 0
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sqlalchemy import Engine, delete, func, insert, select, text, update
+from sqlalchemy import Engine, func, insert, select, text, update
 
 from db import codec
 from db.engine import make_engine
@@ -36,6 +36,7 @@ from enso.config import Settings
 from enso.mirror import MirrorServer, write_mirror
 from enso.months import Month, month_range
 from flows.cli import main
+from reports.data import SCORE_COLUMNS, MonthSpan, Verification
 from reports.email import EmailDeliveryError
 from reports.render import render_report
 from tests.conftest import _truncate
@@ -156,7 +157,7 @@ def test_verify_scores_the_model_and_every_baseline_on_the_same_pairs(filled: En
     result = verify(filled)
     assert result.model_version == template.version and result.period == HINDCAST
     assert result.n_pairs == 240 * 12
-    assert _count(filled, VerificationScore) == before == result.rows_written  # rerun replaced, not added
+    assert _count(filled, VerificationScore) == before == result.n_scores  # rerun replaced, not added
 
     rmse = _stored(filled, template.version, "rmse")
     forecasters = [template.version, *BASELINES]
@@ -165,6 +166,11 @@ def test_verify_scores_the_model_and_every_baseline_on_the_same_pairs(filled: En
     with filled.connect() as conn:
         periods = conn.execute(select(VerificationScore.period_start, VerificationScore.period_end).distinct()).all()
     assert periods == [(month_date(HINDCAST[0]), month_date(HINDCAST[1]))]
+
+    scores = load_scores(filled, template.version)
+    assert list(scores.columns) == list(SCORE_COLUMNS) and len(scores) == result.n_scores
+    table = Verification(scores, template.version, MonthSpan(*HINDCAST)).by_lead("rmse")
+    np.testing.assert_allclose(table[list(BASELINES)].to_numpy(), rmse["value"][list(BASELINES)].to_numpy())
 
     # Persistence and the model, by hand: index anomalies and the forecast_verification view.
     anomaly = load_index(filled)["anomaly"]
@@ -396,6 +402,13 @@ def test_enso_verify_and_report_commands(sqlite_url: str, tmp_path: Path, monkey
     assert main(["verify", "--start", "2010-01", "--end", "2019-12"]) == 0
     out = capsys.readouterr().out
     assert "init months 2010-01..2019-12" in out and "linear_eof" in out and "written to table verification_score" in out
+    engine = make_engine(sqlite_url)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count(func.distinct(VerificationScore.period_start)))).scalar_one() == 2
+        version = conn.execute(select(Model.version)).scalar_one()
+    widest = load_scores(engine, version)  # the widest stored period, not the newest
+    engine.dispose()
+    assert widest.query("lead == 1 and metric == 'rmse' and target_calendar_month == 0")["n"].tolist() == [240] * 5
     assert main(["report"]) == 0
     assert str(tmp_path / "out" / "enso-report-2020-06.html") in capsys.readouterr().out
     assert main(["report", "--init", "2020-07"]) == 2

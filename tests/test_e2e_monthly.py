@@ -1,0 +1,109 @@
+"""End to end: a real Prefect server and process worker run the `monthly` deployment against a loopback
+data mirror, PostgreSQL and a loopback SMTP server; a second trigger leaves no duplicates and sends no
+second email."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from email import message_from_bytes
+from email.policy import default as default_policy
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import func, select
+
+from db.engine import make_engine
+from db.ingest import backfill, ingest_index
+from db.schema import EmailDelivery, Forecast, Report
+from enso.config import Settings
+from enso.mirror import MirrorServer
+from enso.months import Month
+from tests.conftest import _stop_process_group, _truncate
+
+REPO = Path(__file__).resolve().parent.parent
+INIT = Month.of(2020, 6)
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=default_policy)))
+        return "250 OK"
+
+
+def _count(engine, table, *where) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+
+
+def test_monthly_deployment_runs_on_a_worker_and_a_rerun_duplicates_nothing(
+        prefect_server: str, pg_url: str, trained_store: dict, tmp_path: Path) -> None:
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from deployments.deploy import deploy_all
+
+    engine = make_engine(pg_url)
+    _truncate(engine)
+    inbox = Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=0)
+    smtp.start()
+    worker = None
+    try:
+        with MirrorServer(trained_store["mirror_root"]) as srv:
+            settings = Settings(database_url=pg_url, cobe_base_url=srv.cobe_base_url, index_url=srv.index_url,
+                                data_dir=tmp_path / "var")
+            backfill(engine, settings, "cobe", Month.of(1961, 1), INIT - 1, workers=3, progress=False)
+            ingest_index(engine, settings)
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "ENSO_"))}
+            env.update({
+                "PREFECT_API_URL": prefect_server, "PREFECT_HOME": str(tmp_path / "worker-home"),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+                "ENSO_DATABASE_URL": pg_url, "ENSO_COBE_BASE_URL": srv.cobe_base_url,
+                "ENSO_INDEX_URL": srv.index_url, "ENSO_DATA_DIR": str(tmp_path / "var"),
+                "ENSO_REPORT_DIR": str(tmp_path / "reports"), "ENSO_MODEL_PRESET": "tiny",
+                "ENSO_TRAIN_END": "1994-12", "ENSO_VALID_END": "2004-12",
+                "ENSO_SMTP_HOST": "127.0.0.1", "ENSO_SMTP_PORT": str(smtp.server.sockets[0].getsockname()[1]),
+                "ENSO_SMTP_SECURITY": "none", "ENSO_REPORT_TO": "ops@example.org,risk@example.org",
+                "ENSO_MONTHLY_RETRIES": "0",
+            })
+            with temporary_settings(updates={PREFECT_API_URL: prefect_server}):
+                deploy_all(source_dir=REPO)
+                worker = subprocess.Popen(
+                    [sys.executable, "-m", "prefect", "worker", "start", "--pool", "cpu", "--type", "process",
+                     "--install-policy", "never"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                    stderr=open(tmp_path / "worker.log", "wb"), start_new_session=True)
+                first = run_deployment("monthly/monthly", parameters={"init_month": str(INIT)}, timeout=900)
+                log = (tmp_path / "worker.log").read_text(errors="replace")[-4000:]
+                assert first.state.is_completed(), f"{first.state}\n{log}"
+
+                assert _count(engine, Forecast, Forecast.kind == "operational") == 12
+                reports = list((tmp_path / "reports").glob("*.html"))
+                assert [p.name for p in reports] == [f"enso-report-{INIT}.html"]
+                assert f"{INIT}" in reports[0].read_text()
+                assert len(inbox.messages) == 1
+                recipients, message = inbox.messages[0]
+                assert sorted(recipients) == ["ops@example.org", "risk@example.org"]
+                assert any(part.get_filename() == f"enso-report-{INIT}.html" for part in message.iter_attachments())
+
+                second = run_deployment("monthly/monthly", parameters={"init_month": str(INIT)}, timeout=900)
+                assert second.state.is_completed(), str(second.state)
+                assert _count(engine, Forecast, Forecast.kind == "operational") == 12
+                assert _count(engine, Report) == 1
+                assert len(inbox.messages) == 1, "the same init month must not be emailed twice"
+                assert _count(engine, EmailDelivery, EmailDelivery.status == "sent") == 1
+                with engine.connect() as conn:
+                    run_ids = set(conn.execute(select(Forecast.flow_run_id).where(
+                        Forecast.kind == "operational")).scalars())
+                assert run_ids == {str(second.id)}, "forecast rows carry the Prefect flow run id"
+    finally:
+        if worker is not None:
+            _stop_process_group(worker)
+        smtp.stop()
+        _truncate(engine)
+        engine.dispose()
