@@ -16,6 +16,7 @@ Everything lives under ``var/demo/`` (delete it to start again; rerunning reuses
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 from email import message_from_bytes
@@ -70,12 +71,15 @@ def main() -> int:
     print(f"[demo] 1/4 writing the synthetic data mirror 1891-01..{newest} under {DEMO / 'mirror'}", flush=True)
     write_mirror(DEMO / "mirror", Month.of(1891, 1), newest, seed=0, progress=True)
     sink = MailSink(DEMO / "mail")
-    controller = Controller(sink, hostname="127.0.0.1", port=0)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     try:
         with MirrorServer(DEMO / "mirror") as mirror:
             _configure({f"ENSO_{k.upper()}": str(v) for k, v in mirror.settings_overrides().items()},
-                       controller.server.sockets[0].getsockname()[1])
+                       controller.port)
             print(f"[demo]      serving it at {mirror.url}; SMTP sink on 127.0.0.1:{os.environ['ENSO_SMTP_PORT']}")
             upgrade(os.environ["ENSO_DATABASE_URL"])
             from flows.ingest import backfill_flow

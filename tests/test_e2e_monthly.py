@@ -21,7 +21,7 @@ from db.schema import EmailDelivery, Forecast, Report
 from enso.config import Settings
 from enso.mirror import MirrorServer
 from enso.months import Month
-from tests.conftest import _stop_process_group, _truncate
+from tests.conftest import _free_port, _stop_process_group, _truncate
 
 REPO = Path(__file__).resolve().parent.parent
 INIT = Month.of(2020, 6)
@@ -51,7 +51,7 @@ def test_monthly_deployment_runs_on_a_worker_and_a_rerun_duplicates_nothing(
     engine = make_engine(pg_url)
     _truncate(engine)
     inbox = Inbox()
-    smtp = Controller(inbox, hostname="127.0.0.1", port=0)
+    smtp = Controller(inbox, hostname="127.0.0.1", port=_free_port())
     smtp.start()
     worker = None
     try:
@@ -68,7 +68,7 @@ def test_monthly_deployment_runs_on_a_worker_and_a_rerun_duplicates_nothing(
                 "ENSO_INDEX_URL": srv.index_url, "ENSO_DATA_DIR": str(tmp_path / "var"),
                 "ENSO_REPORT_DIR": str(tmp_path / "reports"), "ENSO_MODEL_PRESET": "tiny",
                 "ENSO_TRAIN_END": "1994-12", "ENSO_VALID_END": "2004-12",
-                "ENSO_SMTP_HOST": "127.0.0.1", "ENSO_SMTP_PORT": str(smtp.server.sockets[0].getsockname()[1]),
+                "ENSO_SMTP_HOST": "127.0.0.1", "ENSO_SMTP_PORT": str(smtp.port),
                 "ENSO_SMTP_SECURITY": "none", "ENSO_REPORT_TO": "ops@example.org,risk@example.org",
                 "ENSO_MONTHLY_RETRIES": "0",
             })
