@@ -52,30 +52,57 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def throwaway_cluster() -> Iterator[str]:
-    """Start a temporary PostgreSQL cluster (as user postgres when run as root); yield its URL."""
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    initdb = bins[-1] if bins else shutil.which("initdb")
-    if not initdb:
-        raise RuntimeError(INSTALL_HINT)
-    bindir = os.path.dirname(initdb)
-    datadir = tempfile.mkdtemp(prefix="enso-pg-")
-    port = _free_port()
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_postgres:
-        shutil.chown(datadir, "postgres")
-    subprocess.run([*as_postgres, initdb, "-D", datadir, "-A", "trust", "-U", "postgres"], check=True,
-                   capture_output=True)
-    subprocess.run([*as_postgres, f"{bindir}/pg_ctl", "-D", datadir, "-o",
-                    f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1", "-l", f"{datadir}/log", "-w",
-                    "start"], check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_postgres, f"{bindir}/pg_ctl", "-D", datadir, "-m", "fast", "stop"],
+class ThrowawayCluster:
+    """A temporary PostgreSQL cluster (run as user postgres when we are root), for tests and fault drills."""
+
+    def __init__(self) -> None:
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        initdb = bins[-1] if bins else shutil.which("initdb")
+        if not initdb:
+            raise RuntimeError(INSTALL_HINT)
+        self.bindir = os.path.dirname(initdb)
+        self.datadir = tempfile.mkdtemp(prefix="enso-pg-")
+        self.port = _free_port()
+        self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as_postgres:
+            shutil.chown(self.datadir, "postgres")
+        subprocess.run([*self._as_postgres, initdb, "-D", self.datadir, "-A", "trust", "-U", "postgres"],
+                       check=True, capture_output=True)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> None:
+        subprocess.run([*self._as_postgres, f"{self.bindir}/pg_ctl", "-D", self.datadir, *args], check=check,
                        capture_output=True)
-        shutil.rmtree(datadir, ignore_errors=True)
+
+    def start(self) -> None:
+        self._pg_ctl("-o", f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1",
+                     "-l", f"{self.datadir}/log", "-w", "start")
+
+    def stop(self) -> None:
+        self._pg_ctl("-m", "fast", "-w", "stop", check=False)
+
+    def restart(self) -> None:
+        """Stop (fast: open connections are cut) and start again on the same port."""
+        self.stop()
+        self.start()
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.datadir, ignore_errors=True)
+
+
+@contextmanager
+def throwaway_cluster() -> Iterator[ThrowawayCluster]:
+    """Start a temporary PostgreSQL cluster; yield it (``.url``, ``.restart()``); remove it afterwards."""
+    cluster = ThrowawayCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
 
 
 @contextmanager
@@ -92,8 +119,8 @@ def server_url() -> Iterator[str]:
     if _reachable(local):
         yield local
         return
-    with throwaway_cluster() as url:
-        yield url
+    with throwaway_cluster() as cluster:
+        yield cluster.url
 
 
 @contextmanager
