@@ -86,6 +86,8 @@ def train_and_register(engine: Engine, settings: Settings, preset_name: str, *, 
     ``valid_end``; the test scores use init months after ``valid_end`` only.
     """
     preset = get_preset(preset_name)
+    if settings.model_members is not None:
+        preset = preset.replace(n_members=settings.model_members)
     source = settings.sst_source
     first, last = data_range(engine, source)
     if not first < train_end < valid_end <= last:

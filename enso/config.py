@@ -63,6 +63,8 @@ class Settings(BaseSettings):
 
     # The model the monthly run trains when there is no champion (or retraining is due)
     model_preset: str = Field(default="cpu-small", description="Preset trained by `retrain` and the monthly run.")
+    model_members: int | None = Field(
+        default=None, ge=1, description="Ensemble size override (default: the preset's); recorded with the model.")
     train_end: str = Field(default="1979-12", description="Last init month of the training period (YYYY-MM).")
     valid_end: str = Field(default="1989-12", description="Last month of the validation (selection) period.")
     retrain_after_months: int = Field(

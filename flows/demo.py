@@ -50,6 +50,8 @@ def _configure(mirror_urls: dict[str, str], smtp_port: int) -> None:
         "ENSO_REPORT_FROM": "enso-demo@localhost",
         "ENSO_REPORT_TO": "subscriber@localhost",
         "ENSO_HTTP_RETRIES": "2",
+        "ENSO_MODEL_PRESET": "cpu-small",
+        "ENSO_MODEL_MEMBERS": "1",  # one ensemble member keeps the demo under ten minutes on two cores
         "PREFECT_HOME": str(DEMO / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",

@@ -6,6 +6,8 @@ Each flow wraps the same library functions the ``enso`` command calls
 
 from __future__ import annotations
 
+import sys
+
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
@@ -15,6 +17,11 @@ from db.status import store_status
 from enso.config import load_settings
 from enso.months import Month
 from db.migrate import open_store
+
+
+def interactive() -> bool:
+    """Show progress bars when a person watches (a terminal), not in a worker's log."""
+    return sys.stderr.isatty()
 
 
 def current_run_id() -> str | None:
@@ -56,7 +63,7 @@ def backfill_flow(start: str, end: str, source: str = "cobe", workers: int = 4, 
     settings = load_settings()
     engine = open_store(settings)
     summary = backfill(engine, settings, source, Month.parse(start), Month.parse(end), workers=workers,
-                       progress=False, run_id=current_run_id())
+                       progress=interactive(), run_id=current_run_id())
     if index:
         print(ingest_index(engine, settings, run_id=current_run_id()))
     print(summary.report())

@@ -13,14 +13,14 @@ from db.migrate import open_store
 from enso.config import load_settings
 from enso.months import Month
 from flows.cli import format_scores
-from flows.ingest import current_run_id
+from flows.ingest import current_run_id, interactive
 
 
 @task
 def train_task(preset: str, train_end: str, valid_end: str, device: str) -> TrainingResult:
     settings = load_settings()
     return train_and_register(open_store(settings), settings, preset, train_end=Month.parse(train_end),
-                              valid_end=Month.parse(valid_end), device=device, progress=False,
+                              valid_end=Month.parse(valid_end), device=device, progress=interactive(),
                               flow_run_id=current_run_id())
 
 
