@@ -22,7 +22,7 @@ Prints ACC/RMSE per lead, phase scores at leads 1-6 (observed phase from the ONI
 of CPC's anomalies; RPSS against the training period's phase climatology), a
 90% year-block bootstrap interval of the model's RMSE minus each baseline's,
 and a MET/MISS line per goal. Writes benchmarks/results/skill.json.
-About 15-35 minutes on 2 CPU cores (cpu-small plus one keydana2021 epoch).
+About 15-50 minutes on 2 CPU cores (the cpu-small ensemble and one keydana2021 epoch dominate).
 
     make bench-skill             # or: python -m benchmarks.bench_skill --keydana-epochs 0
 """
