@@ -96,10 +96,3 @@ def load_forecast_grid(engine: Engine, *, model_version: str, kind: str, init_mo
     values = codec.unpack_float32(row.values_zstd, (row.nlat, row.nlon))
     return xr.DataArray(values, dims=("lat", "lon"), coords={"lat": lat, "lon": lon}, name="sst_anomaly",
                         attrs={"target_month": str(date_month(row.target_month))})
-
-
-def forecast_init_months(engine: Engine, *, model_version: str, kind: str) -> list[Month]:
-    with engine.connect() as conn:
-        rows = conn.execute(select(Forecast.init_month).distinct().where(
-            Forecast.model_version == model_version, Forecast.kind == kind).order_by(Forecast.init_month)).scalars()
-        return [date_month(d) for d in rows]

@@ -36,10 +36,6 @@ def upgrade(url: str, revision: str = "head") -> str:
     return current_revision(make_engine(url))
 
 
-def downgrade(url: str, revision: str) -> None:
-    command.downgrade(alembic_config(url), revision)
-
-
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()

@@ -16,7 +16,6 @@ import datetime as dt
 from sqlalchemy import (
     JSON,
     BigInteger,
-    Boolean,
     CheckConstraint,
     Date,
     DateTime,

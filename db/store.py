@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from db import codec
@@ -291,20 +291,6 @@ def log_ingest(conn: Connection, *, source: str, month: Month | None, outcome: s
 def recent_ingests(engine: Engine, limit: int = 20) -> list[IngestLog]:
     with engine.connect() as conn:
         return list(conn.execute(select(IngestLog).order_by(IngestLog.id.desc()).limit(limit)).all())
-
-
-def outcome_counts(engine: Engine) -> dict[tuple[str, str], int]:
-    with engine.connect() as conn:
-        rows = conn.execute(select(IngestLog.source, IngestLog.outcome, func.count())
-                            .group_by(IngestLog.source, IngestLog.outcome)).all()
-    return {(r[0], r[1]): r[2] for r in rows}
-
-
-def count_rows(engine: Engine, tables: Sequence[type] = (SstGrid, IndexObservation, IndexVintage, IngestLog)
-               ) -> dict[str, int]:
-    """Row counts per table (tests use this to show a failed run wrote nothing)."""
-    with engine.connect() as conn:
-        return {t.__tablename__: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in tables}
 
 
 def gaps(months: Iterable[Month]) -> list[tuple[Month, Month]]:

@@ -51,15 +51,6 @@ class SSTGrid:
     def land_fraction(self) -> float:
         return float(self.land_mask.mean())
 
-    def to_dataarray(self) -> xr.DataArray:
-        return xr.DataArray(
-            self.values,
-            dims=("lat", "lon"),
-            coords={"lat": self.lat, "lon": self.lon},
-            name="sst",
-            attrs={"units": "degC", "month": str(self.month)},
-        )
-
 
 def normalise_orientation(
     lat: np.ndarray, lon: np.ndarray, values: np.ndarray

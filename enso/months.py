@@ -42,16 +42,6 @@ class Month:
         return cls.of(when.year, when.month)
 
     @classmethod
-    def from_datetime64(cls, value: object) -> "Month":
-        """From a numpy datetime64, pandas Timestamp or cftime date (anything with year/month)."""
-        if hasattr(value, "year") and hasattr(value, "month"):
-            return cls.of(int(value.year), int(value.month))  # type: ignore[attr-defined]
-        import pandas as pd
-
-        ts = pd.Timestamp(value)  # type: ignore[arg-type]
-        return cls.of(ts.year, ts.month)
-
-    @classmethod
     def current(cls) -> "Month":
         return cls.from_date(dt.datetime.now(dt.timezone.utc))
 

@@ -11,7 +11,6 @@ from email import message_from_bytes
 from email.policy import default as default_policy
 from pathlib import Path
 
-import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 

@@ -163,7 +163,7 @@ def test_provisional_index_month_is_flagged(data: ReportData, rendered) -> None:
     newest = data.current.anomaly_month
     assert data.current.oni_month < newest
     text = _text(rendered.html)
-    assert f"Provisional values" in text
+    assert "Provisional values" in text
     assert f"{newest}: Niño 3.4 anomaly of {newest} is in, but its ONI and observed phase need {newest + 1}" in text
     assert "newest month: no ONI yet" in text
     assert f"{newest}: Niño 3.4 anomaly of {newest} is in" in summary_text(data)
