@@ -118,12 +118,12 @@ def train_and_register(engine: Engine, settings: Settings, preset_name: str, *, 
     champ = registry.champion(engine)
     champion_rmse = _champion_rmse(engine, champ, cube, index, valid_inits, device) if champ else None
     metrics["validation_champion_mean_rmse"] = champion_rmse
+    promoted, reason = _promotion(metrics, champ, champion_rmse)
     with engine.begin() as conn:
         version = registry.register(conn, trained, sst_source=source, base_period=_base_period(index),
                                     metrics=metrics, device=str(resolve_device(device)), flow_run_id=flow_run_id)
-    promoted, reason = _promotion(metrics, champ, champion_rmse)
-    if promoted:
-        registry.promote(engine, version)
+        if promoted:
+            registry.promote_in(conn, version)
     return TrainingResult(version, metrics, promoted, reason)
 
 

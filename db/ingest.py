@@ -19,13 +19,12 @@ from typing import Callable
 
 import requests
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from db import store
 from db.engine import StoreUnavailable, redacted
 from enso.config import Settings
 from enso.months import Month, last_complete_month, month_range
-from enso.nino34 import DEFAULT_BASE_PERIOD
 from enso.sources import DownloadFailed, InvalidFile, NotPublished, SourceError
 from enso.sources.http import Downloaded, download
 from enso.sources.index import complete_index, discover_mcnoldy_url, parse_index
@@ -166,8 +165,12 @@ def index_url(settings: Settings) -> str:
 
 
 def ingest_index(engine: Engine, settings: Settings, *, run_id: str | None = None,
-                 base: tuple[int, int] = DEFAULT_BASE_PERIOD) -> IngestResult:
-    """Download the whole index file, parse, complete (anomaly/ONI/phase) and store it as one vintage."""
+                 base: tuple[int, int] | None = None) -> IngestResult:
+    """Download the whole index file, parse, complete (anomaly/ONI/phase) and store it as one vintage.
+
+    Anomalies the file lacks are computed against ``base`` (default: ENSO_ANOMALY_BASE_START/_END).
+    """
+    base = base or (settings.anomaly_base_start, settings.anomaly_base_end)
     fmt = settings.index_format
     try:
         url = index_url(settings)
@@ -188,7 +191,11 @@ def ingest_index(engine: Engine, settings: Settings, *, run_id: str | None = Non
         except (InvalidFile, UnicodeDecodeError) as exc:
             result = IngestResult(fmt, None, "rejected", str(exc), url)
         else:
-            return _store_index(engine, settings, table, fetched, run_id)
+            try:
+                return _store_index(engine, settings, table, fetched, run_id)
+            except IntegrityError:
+                # Another ingest stored a vintage meanwhile: compare against it now.
+                return _store_index(engine, settings, table, fetched, run_id)
     _log(engine, result, run_id)
     return result
 
@@ -197,7 +204,7 @@ def _store_index(engine: Engine, settings: Settings, table, fetched: Downloaded,
                  ) -> IngestResult:  # type: ignore[no-untyped-def]
     fmt = settings.index_format
     last = Month.of(table.index[-1].year, table.index[-1].month)
-    base_period = str(table.attrs.get("base_period", f"{DEFAULT_BASE_PERIOD[0]}-{DEFAULT_BASE_PERIOD[1]}"))
+    base_period = f"{settings.anomaly_base_start}-{settings.anomaly_base_end}"
     try:
         with engine.begin() as conn:
             current = store.current_vintage(conn)

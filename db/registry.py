@@ -118,7 +118,7 @@ def load_model(engine: Engine, version: str) -> TrainedModel:
 
 
 def champion(engine: Engine | Connection) -> ModelInfo | None:
-    stmt = select(*_INFO_COLUMNS).where(Model.status == "champion")
+    stmt = select(*_INFO_COLUMNS).where(Model.status == "champion").order_by(Model.promoted_at.desc()).limit(1)
     if isinstance(engine, Engine):
         with engine.connect() as conn:
             row = conn.execute(stmt).first()
@@ -152,10 +152,15 @@ def choose_model(engine: Engine, version: str | None = None) -> ModelChoice:
     return ModelChoice(models[0], "no champion yet: the newest trained model is used")
 
 
+def promote_in(conn: Connection, version: str) -> None:
+    """Make ``version`` the champion inside the caller's transaction (the previous one is retired)."""
+    model_info(conn, version)
+    conn.execute(update(Model).where(Model.status == "champion").values(status="retired"))
+    conn.execute(update(Model).where(Model.version == version).values(status="champion", promoted_at=utcnow()))
+
+
 def promote(engine: Engine, version: str) -> ModelInfo:
     """Make ``version`` the champion (the previous champion is retired)."""
     with engine.begin() as conn:
-        model_info(conn, version)
-        conn.execute(update(Model).where(Model.status == "champion").values(status="retired"))
-        conn.execute(update(Model).where(Model.version == version).values(status="champion", promoted_at=utcnow()))
+        promote_in(conn, version)
     return model_info(engine, version)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, replace
@@ -47,19 +48,34 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from sqlalchemy import Engine, desc, insert, select
+from sqlalchemy.exc import DBAPIError
 
 from db import registry, store
 from db.forecasts import load_forecast_grid, load_forecasts
 from db.registry import ModelInfo as RegistryModelInfo
-from db.schema import EmailDelivery, Forecast, IndexObservation, Model, Report, SstGrid, utcnow
-from db.verification import IndexBaselines, climatology_years, load_scores, parse_base_period, scored_period
+from db.schema import (
+    EmailDelivery,
+    Forecast,
+    IndexObservation,
+    Model,
+    Report,
+    SstGrid,
+    utcnow,
+)
+from db.verification import (
+    IndexBaselines,
+    climatology_years,
+    load_scores,
+    parse_base_period,
+    scored_period,
+)
 from enso import grids
 from enso.config import Settings
 from enso.months import Month, month_range, to_period, to_periods
 from enso.verify import attach_observations, contingency_table, phase_climatology
 from reports.data import (
-    ForecastTable,
     CurrentState,
+    ForecastTable,
     MethodInfo,
     ModelInfo,
     MonthSpan,
@@ -437,6 +453,12 @@ def email_report(engine: Engine, settings: Settings, init_month: Month, *, force
         reason = str(error).replace(settings.smtp_password, "***") if settings.smtp_password else str(error)
         _record_delivery(engine, init_month, recipients, status="failed", attempts=error.attempts, message=reason)
         raise EmailDeliveryError(f"report {init_month} was not emailed: {reason}", error.attempts) from None
-    _record_delivery(engine, init_month, recipients, status="sent", attempts=delivery.attempts,
-                     message_id=delivery.message_id)
+    try:
+        _record_delivery(engine, init_month, recipients, status="sent", attempts=delivery.attempts,
+                         message_id=delivery.message_id)
+    except DBAPIError as error:
+        # The mail is out: raising would make a retry send it again. Say so loudly instead.
+        logging.getLogger(__name__).error(
+            "report %s was emailed (message %s) but recording the delivery failed: %s; a forced resend "
+            "is needed only if it did not arrive", init_month, delivery.message_id, error.orig)
     return EmailOutcome(init_month, "sent", tuple(recipients), delivery.message_id, delivery.attempts)

@@ -76,9 +76,11 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         print(r)
     if any(r.outcome in ("rejected", "failed") for r in results):
         return 1
-    newest = [r for r in results if r.month is not None and r.source == source]
-    if newest and all(r.outcome == "not_published" for r in newest):
-        print(f"no new {source} month is published yet; try again later", file=sys.stderr)
+    if not args.month and results[0].outcome == "not_published":
+        print(f"{results[0].month} of {source} is not published yet (older months are in the store); "
+              "try again later", file=sys.stderr)
+        return EX_TEMPFAIL
+    if args.month and results[0].outcome == "not_published":
         return EX_TEMPFAIL
     return 0
 
@@ -90,9 +92,12 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     summary = backfill(engine, settings, args.source or settings.sst_source, Month.parse(args.start),
                        Month.parse(args.end), workers=args.workers, progress=not args.quiet)
     print(summary.report())
+    index_ok = True
     if not args.no_index:
-        print(ingest_index(engine, settings))
-    return 0 if summary.complete else 1
+        index = ingest_index(engine, settings)
+        print(index)
+        index_ok = index.ok
+    return 0 if summary.complete and index_ok else 1
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -322,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from sqlalchemy.exc import DBAPIError
+
     from db.engine import StoreUnavailable
     from enso.sources import SourceError
 
@@ -332,6 +339,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args, settings)
     except (StoreUnavailable, SourceError, LookupError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except DBAPIError as exc:
+        print(f"error: the store failed: {exc.orig}. Nothing of this command's unfinished step was kept; "
+              "check ENSO_DATABASE_URL and the database server, then rerun.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume (completed months are kept)", file=sys.stderr)

@@ -51,7 +51,8 @@ def _configure(mirror_urls: dict[str, str], smtp_port: int) -> None:
         "ENSO_REPORT_TO": "subscriber@localhost",
         "ENSO_HTTP_RETRIES": "2",
         "ENSO_MODEL_PRESET": "cpu-small",
-        "ENSO_MODEL_MEMBERS": "1",  # one ensemble member keeps the demo under ten minutes on two cores
+        "ENSO_MODEL_MEMBERS": "1",
+        "ENSO_MONTHLY_RETRIES": "0",  # the mirror has every month: waiting would only hide a failure  # one ensemble member keeps the demo under ten minutes on two cores
         "PREFECT_HOME": str(DEMO / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",

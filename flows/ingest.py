@@ -45,9 +45,9 @@ def ingest_index_task() -> IngestResult:
 
 
 @flow(name="ingest", log_prints=True)
-def ingest_flow(month: str | None = None, source: str = "cobe", index: bool = True) -> list[IngestResult]:
-    """The newest available SST month (or ``month``) plus the whole index file."""
-    results = ingest_sst_task(source, month)
+def ingest_flow(month: str | None = None, source: str | None = None, index: bool = True) -> list[IngestResult]:
+    """The newest available SST month (or ``month``) plus the whole index file (source: ENSO_SST_SOURCE)."""
+    results = ingest_sst_task(source or load_settings().sst_source, month)
     if index:
         results = [*results, ingest_index_task()]
     logger = get_run_logger()
@@ -57,10 +57,11 @@ def ingest_flow(month: str | None = None, source: str = "cobe", index: bool = Tr
 
 
 @flow(name="backfill", log_prints=True)
-def backfill_flow(start: str, end: str, source: str = "cobe", workers: int = 4, index: bool = True
+def backfill_flow(start: str, end: str, source: str | None = None, workers: int = 4, index: bool = True
                   ) -> BackfillSummary:
     """Every month of start..end (resumable: rerun after a failure to complete it)."""
     settings = load_settings()
+    source = source or settings.sst_source
     engine = open_store(settings)
     summary = backfill(engine, settings, source, Month.parse(start), Month.parse(end), workers=workers,
                        progress=interactive(), run_id=current_run_id())

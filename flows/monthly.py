@@ -4,11 +4,13 @@ ingest the init month's SST grid and the index -> retrain if there is no champio
 or it is due -> forecast leads 1-12 -> verify -> render the report -> email it.
 
 The init month defaults to the newest complete month at the scheduled time. When
-its SST file (or its index value) is not published yet, the run fails with
-:class:`DataNotPublishedYet` and Prefect retries the whole flow later
-(``ENSO_MONTHLY_RETRIES`` times, ``ENSO_MONTHLY_RETRY_DELAY`` seconds apart): every
-step is idempotent, so a retry or a rerun replaces rather than duplicates, and a
-report is emailed once per init month unless ``force_email``.
+its SST file (or its index value) is not published yet, the ingest task raises
+:class:`DataNotPublishedYet` and waits in Prefect's AwaitingRetry state, retried
+``ENSO_MONTHLY_RETRIES`` times ``ENSO_MONTHLY_RETRY_DELAY`` seconds apart (only
+that condition is retried so; other failures fail the run at once, clearly). Months
+missing before the init month (an earlier outage) are backfilled first. Every step
+is idempotent, so a rerun replaces rather than duplicates, and a report is emailed
+once per init month unless ``force_email``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
 from db import registry, store
-from db.ingest import IngestResult, ingest_index, ingest_sst_month
+from db.ingest import IngestResult, backfill, ingest_index, ingest_sst_month
 from db.migrate import open_store
 from db.reporting import email_report, render_and_store
 from db.verification import verify
@@ -45,12 +47,39 @@ def scheduled_init_month() -> Month:
     return last_complete_month(when)
 
 
-@task(retries=2, retry_delay_seconds=60)
+#: How far back the monthly run fills gaps before the init month (covers every preset's input window).
+GAP_FILL_MONTHS = 24
+
+
+def _only_when_unpublished(task, task_run, state) -> bool:  # type: ignore[no-untyped-def]
+    """Prefect retry condition: wait and retry only while the data is not published yet."""
+    try:
+        state.result()
+    except DataNotPublishedYet:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(retries=_SETTINGS.monthly_retries, retry_delay_seconds=_SETTINGS.monthly_retry_delay,
+      retry_condition_fn=_only_when_unpublished)
 def ingest_month_task(init: Month) -> list[IngestResult]:
-    """The init month's SST grid and the whole index file; waits when either lacks the month."""
+    """Gaps before the init month, the init month's SST grid and the whole index file.
+
+    Waits (DataNotPublishedYet) when the grid or the index lacks the init month.
+    """
     settings = load_settings()
     engine = open_store(settings)
-    sst = ingest_sst_month(engine, settings, settings.sst_source, init, run_id=current_run_id())
+    source = settings.sst_source
+    have = set(store.stored_months(engine, source))
+    missing = [m for m in (init - k for k in range(GAP_FILL_MONTHS, 0, -1)) if m not in have]
+    if missing:
+        filled = backfill(engine, settings, source, missing[0], init - 1, progress=False,
+                          run_id=current_run_id())
+        if not filled.complete:
+            raise RuntimeError(f"months before {init} are missing and could not be fetched:\n{filled.report()}")
+    sst = ingest_sst_month(engine, settings, source, init, run_id=current_run_id())
     if sst.outcome == "not_published":
         raise DataNotPublishedYet(f"{settings.sst_source} {init} is not published yet ({sst.url}); "
                                   "the monthly run will retry later")
@@ -69,14 +98,21 @@ def ingest_month_task(init: Month) -> list[IngestResult]:
 
 @task
 def retraining_due() -> str | None:
-    """Why the monthly run must train a model first (no champion, or too old); None if not."""
+    """Why the monthly run must train a model first; None if not.
+
+    Due when the registry holds no model, or its newest model is older than
+    ``ENSO_RETRAIN_AFTER_MONTHS``. A trained model that was not promoted still counts:
+    the run then forecasts with the newest model (and says so) instead of retraining
+    every month.
+    """
     settings = load_settings()
-    champ = registry.champion(open_store(settings))
-    if champ is None:
-        return "no champion model yet"
-    age = Month.from_date(dt.datetime.now(dt.timezone.utc)).months_since(Month.from_date(champ.created_at))
+    models = registry.list_models(open_store(settings))
+    if not models:
+        return "no model in the registry yet"
+    newest = models[0]
+    age = Month.from_date(dt.datetime.now(dt.timezone.utc)).months_since(Month.from_date(newest.created_at))
     if age > settings.retrain_after_months:
-        return f"the champion {champ.version} is {age} months old (limit {settings.retrain_after_months})"
+        return f"the newest model {newest.version} is {age} months old (limit {settings.retrain_after_months})"
     return None
 
 
@@ -100,8 +136,7 @@ def email_task(init: Month, force: bool) -> str:
     return str(email_report(open_store(settings), settings, init, force=force))
 
 
-@flow(name="monthly", log_prints=True, retries=_SETTINGS.monthly_retries,
-      retry_delay_seconds=_SETTINGS.monthly_retry_delay)
+@flow(name="monthly", log_prints=True)
 def monthly_flow(init_month: str | None = None, force_email: bool = False) -> dict[str, str]:
     """One month: ingest -> (retrain) -> forecast -> verify -> report -> email."""
     logger = get_run_logger()
