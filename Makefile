@@ -23,9 +23,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	@mkdir -p $(PREFECT_HOME)
 	$(BIN)/python -m flows.demo
 
 test: $(STAMP)
+	@mkdir -p $(PREFECT_HOME)
 	@command -v chromium >/dev/null || echo "note: the browser test needs Chromium: apt-get install chromium"
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from db import registry, store
 from db.forecasts import write_forecasts
@@ -119,11 +120,23 @@ def train_and_register(engine: Engine, settings: Settings, preset_name: str, *, 
     champion_rmse = _champion_rmse(engine, champ, cube, index, valid_inits, device) if champ else None
     metrics["validation_champion_mean_rmse"] = champion_rmse
     promoted, reason = _promotion(metrics, champ, champion_rmse)
-    with engine.begin() as conn:
-        version = registry.register(conn, trained, sst_source=source, base_period=_base_period(index),
-                                    metrics=metrics, device=str(resolve_device(device)), flow_run_id=flow_run_id)
-        if promoted:
-            registry.promote_in(conn, version)
+    def register(conn: Connection) -> str:
+        return registry.register(conn, trained, sst_source=source, base_period=_base_period(index),
+                                 metrics=metrics, device=str(resolve_device(device)), flow_run_id=flow_run_id)
+
+    try:
+        with engine.begin() as conn:
+            version = register(conn)
+            if promoted:
+                registry.promote_in(conn, version)
+    except IntegrityError:
+        if not promoted:
+            raise
+        # The one-champion index: a model was promoted while this one trained. Keep this one as a candidate.
+        with engine.begin() as conn:
+            version = register(conn)
+        promoted, reason = False, ("another model became the champion while this one trained; compare them "
+                                   "with `enso models list` and promote by hand if this one should win")
     return TrainingResult(version, metrics, promoted, reason)
 
 

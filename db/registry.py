@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.exc import IntegrityError
 
 from db.schema import Model, utcnow
 from db.store import date_month, month_date
@@ -160,7 +161,23 @@ def promote_in(conn: Connection, version: str) -> None:
 
 
 def promote(engine: Engine, version: str) -> ModelInfo:
-    """Make ``version`` the champion (the previous champion is retired)."""
-    with engine.begin() as conn:
-        promote_in(conn, version)
+    """Make ``version`` the champion (the previous champion is retired).
+
+    Raises :class:`ConcurrentPromotion` when another promotion committed first
+    (the store's one-champion index refuses the second); nothing changes then.
+    """
+    try:
+        with engine.begin() as conn:
+            promote_in(conn, version)
+    except IntegrityError as exc:
+        raise ConcurrentPromotion(version) from exc
     return model_info(engine, version)
+
+
+class ConcurrentPromotion(RuntimeError):
+    """Another model was promoted while this promotion ran; the store keeps that one."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__(f"model {version} was not promoted: another model became the champion at the same "
+                         f"time; see `enso models list` and rerun `enso models promote {version}` if it "
+                         f"should still replace it")

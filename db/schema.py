@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -143,7 +144,12 @@ class Model(Base):
     """The model registry: one row per trained model, with its weights and everything to reproduce it."""
 
     __tablename__ = "model"
-    __table_args__ = (CheckConstraint("status IN ('candidate', 'champion', 'retired')", name="status_values"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('candidate', 'champion', 'retired')", name="status_values"),
+        # At most one champion, even when two promotions race (a partial unique index).
+        Index("uq_model_one_champion", "status", unique=True,
+              postgresql_where=text("status = 'champion'"), sqlite_where=text("status = 'champion'")),
+    )
 
     version: Mapped[str] = mapped_column(String(64), primary_key=True)
     preset: Mapped[str] = mapped_column(String(32), nullable=False)
