@@ -23,8 +23,8 @@ from the store (``reports/`` itself knows no SQL):
 * **maps**: the observed SST anomaly of the init month (the model's SST source)
   against the base period's climatology of that calendar month if the store
   holds the base period, else against the latest 30 complete years it holds
-  (the title says which); the predicted lead-1 map from ``forecast_grid`` when
-  the model predicts grids; both cut to :data:`MAP_LAT` x :data:`MAP_LON`;
+  (the title says which); the predicted lead-1 map from ``forecast_grid``
+  (its title says how the model made it); both cut to :data:`MAP_LAT` x :data:`MAP_LON`;
 * **verification**: the model's stored hindcast scores (:func:`db.verification.load_scores`)
   and its lead-1 phase contingency table over the same init months;
 * **outcomes**: operational forecasts at leads :data:`OUTCOME_LEADS` whose target
@@ -228,13 +228,21 @@ def _observed_map(engine: Engine, source: str, init: Month,
 
 
 def _predicted_map(engine: Engine, version: str, init: Month) -> SstMap | None:
+    """The stored lead-1 map, titled with how the model's design makes it (see :mod:`enso.model.predict`)."""
     grid = load_forecast_grid(engine, model_version=version, kind="operational", init_month=init)
     if grid is None:
         return None
     field = _map_region(grid)
     target = Month.parse(grid.attrs.get("target_month", str(init + 1)))
+    with engine.connect() as conn:
+        design = (conn.execute(select(Model.config).where(Model.version == version)).scalar() or {}).get("design", {})
+    if design.get("kind") == "residual":
+        how = (f"damped persistence per cell of the init month's anomaly, against the "
+               f"{design.get('detrend_years', 20)} preceding years")
+    else:
+        how = "the network's SST grid, against its training period's climatology"
     return SstMap(target, field.lat.values, field.lon.values, field.values,
-                  f"Predicted SST anomaly, {target} (lead 1)")
+                  f"Predicted SST anomaly, {target} (lead 1; {how})")
 
 
 def _base_phase_climatology(index: pd.DataFrame, base: tuple[int, int]) -> pd.DataFrame | None:

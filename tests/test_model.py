@@ -48,6 +48,15 @@ def month_encoded(first: str, last: str) -> tuple[xr.DataArray, pd.DataFrame]:
     return cube.copy(data=values), index
 
 
+def assert_same_forecasts(frame: pd.DataFrame, other: pd.DataFrame) -> None:
+    """Equal forecast frames, lead-1 maps included (NaN on land counts as equal)."""
+    pd.testing.assert_frame_equal(frame.drop(columns="sst_anomaly_grid"), other.drop(columns="sst_anomaly_grid"))
+    for grid, other_grid in zip(frame["sst_anomaly_grid"], other["sst_anomaly_grid"]):
+        assert (grid is None) == (other_grid is None)
+        if grid is not None:
+            xr.testing.assert_identical(grid, other_grid)
+
+
 @pytest.fixture(scope="module")
 def data() -> tuple[xr.DataArray, pd.DataFrame]:
     return synthetic()
@@ -326,7 +335,26 @@ def test_predict_gives_twelve_leads_with_probabilities(data: tuple[xr.DataArray,
     climatology = (index["nino34"] - index["anomaly"]).groupby(index.index.month).mean()
     expected = climatology.reindex(frame["target_month"].dt.month).to_numpy()
     assert np.allclose(frame["nino34"] - frame["nino34_anomaly"], expected)
-    assert frame["sst_anomaly_grid"].isna().all()
+    lead1 = frame["lead"] == 1
+    assert frame.loc[~lead1, "sst_anomaly_grid"].isna().all()
+    assert all(isinstance(g, xr.DataArray) for g in frame.loc[lead1, "sst_anomaly_grid"])
+
+
+def test_a_residual_model_maps_lead1_sst_by_damped_persistence(data: tuple[xr.DataArray, pd.DataFrame],
+                                                               tiny_model: TrainedModel) -> None:
+    cube, index = data
+    grid = predict(tiny_model, cube, index, ["1987-06"], device="cpu")["sst_anomaly_grid"].iloc[0]
+    assert grid.attrs["target_month"] == "1987-07"
+    land = tiny_model.statistics["land"]
+    assert np.isnan(grid.values[land]).all() and np.isfinite(grid.values[~land]).all()
+    # The June 1987 anomaly against the Junes of the preceding detrend_years (5 in `tiny`), straight from the cube.
+    tropics = cube.sel(lat=slice(-30, 30))
+    junes = tropics.sel(month=[f"{y}-06" for y in range(1982, 1987)]).mean("month")
+    anomaly = (tropics.sel(month="1987-06").squeeze() - junes).values
+    damping = tiny_model.statistics["grid_damping"][5]
+    assert np.allclose(grid.values[~land], (damping * anomaly)[~land], atol=1e-5)
+    # The synthetic climate's anomalies persist from one month to the next, and decay.
+    assert 0.3 < np.median(damping[~land]) < 1.0
 
 
 def test_predict_beyond_the_data_and_needs_every_input_month(data: tuple[xr.DataArray, pd.DataFrame],
@@ -355,8 +383,8 @@ def test_predict_reads_only_the_history_it_declares(data: tuple[xr.DataArray, pd
     first = init - input_history_months(tiny_model.preset)
     assert first > Month.parse("1950-01")
     short = cube.sel(month=slice(str(first), str(init)))
-    pd.testing.assert_frame_equal(predict(tiny_model, short, index, [init], device="cpu"),
-                                  predict(tiny_model, cube, index, [init], device="cpu"))
+    assert_same_forecasts(predict(tiny_model, short, index, [init], device="cpu"),
+                          predict(tiny_model, cube, index, [init], device="cpu"))
 
 
 def test_serialised_model_gives_identical_predictions(data: tuple[xr.DataArray, pd.DataFrame],
@@ -367,8 +395,8 @@ def test_serialised_model_gives_identical_predictions(data: tuple[xr.DataArray, 
     assert restored.data_window == tiny_model.data_window and restored.data_fingerprint == tiny_model.data_fingerprint
     assert _states_equal(restored.member_states, tiny_model.member_states)
     inits = ["1985-01", "1988-07"]
-    pd.testing.assert_frame_equal(predict(restored, cube, index, inits, device="cpu"),
-                                  predict(tiny_model, cube, index, inits, device="cpu"))
+    assert_same_forecasts(predict(restored, cube, index, inits, device="cpu"),
+                          predict(tiny_model, cube, index, inits, device="cpu"))
 
 
 def test_keydana_reference_trains_and_forecasts_grids(data: tuple[xr.DataArray, pd.DataFrame],
@@ -387,9 +415,7 @@ def test_keydana_reference_trains_and_forecasts_grids(data: tuple[xr.DataArray, 
     assert grid.attrs["target_month"] == "1986-06"
     assert np.array_equal(np.isnan(grid.values), model.statistics["land"])
     assert frame["sst_anomaly_grid"].iloc[1:].isna().all()
-    original = predict(keydana_model, cube, index, ["1986-05"], device="cpu")
-    pd.testing.assert_frame_equal(frame.drop(columns="sst_anomaly_grid"),
-                                  original.drop(columns="sst_anomaly_grid"))
+    assert_same_forecasts(frame, predict(keydana_model, cube, index, ["1986-05"], device="cpu"))
 
 
 # --------------------------------------------------------------------------- phase probabilities

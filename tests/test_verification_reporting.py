@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sqlalchemy import Engine, func, insert, select, text, update
+from sqlalchemy import Engine, delete, func, insert, select, text, update
 
 from db import codec
 from db.engine import make_engine
@@ -276,7 +276,8 @@ def test_the_report_assembled_from_the_store_renders_its_forecast(filled: Engine
     lead1_with_phase = _count(filled, Forecast, Forecast.kind == "hindcast", Forecast.lead_months == 1)
     assert int(data.verification.contingency.to_numpy().sum()) == lead1_with_phase
     assert data.observed_map is not None and "1991-2020" in data.observed_map.title
-    assert data.predicted_map is None  # the tiny preset predicts no grid
+    assert data.predicted_map is not None and data.predicted_map.month == INIT + 1
+    assert "damped persistence per cell" in data.predicted_map.title
     assert {s.last_month for s in data.sources} == {INIT}
 
     rendered = render_report(data)
@@ -288,6 +289,7 @@ def test_a_stored_lead1_grid_becomes_the_predicted_map(store: Engine, tmp_path: 
     lat, lon = np.arange(-40.0, 41.0, 2.0), np.arange(0.0, 360.0, 2.0)
     values = np.full((lat.size, lon.size), 0.5, dtype=np.float32)
     with store.begin() as conn:
+        conn.execute(delete(ForecastGrid).where(ForecastGrid.model_version == template.version))
         conn.execute(insert(ForecastGrid).values(
             model_version=template.version, kind="operational", init_month=month_date(INIT),
             target_month=month_date(INIT + 1), nlat=lat.size, nlon=lon.size, lat=codec.pack_coords(lat),

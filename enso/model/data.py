@@ -272,7 +272,8 @@ def fit_statistics(preset: Preset, data: ModelData, train_end: Month) -> dict[st
     ``sst_std`` over ocean cells and months, ``nino34_mean`` / ``nino34_std``,
     and the monthly ``sst_climatology`` (12, lat, lon) that turns a forecast
     grid into an anomaly map. The residual design's ``damping`` is fitted by
-    :func:`fit_damping` once the training samples exist.
+    :func:`fit_damping` once the training samples exist, its ``grid_damping``
+    (the lead-1 map) by :func:`fit_grid_damping`.
     """
     train_rows = np.flatnonzero(data.has_grid[: data.row(train_end) + 1])
     if train_rows.size == 0:
@@ -310,6 +311,27 @@ def fit_damping(train: Samples) -> np.ndarray:
         num = np.where(known, a0 * np.nan_to_num(target), 0.0).sum(axis=0)
         den = np.where(known, a0**2, 0.0).sum(axis=0)
         damping[c] = np.divide(num, den, out=np.zeros(N_LEADS), where=den > 0)
+    return damping
+
+
+def fit_grid_damping(field: np.ndarray, data: ModelData, train_end: Month) -> np.ndarray:
+    """Per-cell damped-persistence factors of the lead-1 SST anomaly (12 init calendar months, lat, lon).
+
+    The residual network forecasts the Niño 3.4 index, not the SST field; its
+    lead-1 map is the init month's anomaly (``field``, from :func:`encode_field`)
+    times these factors: the lag-1 regression through the origin of each cell's
+    anomaly, over the training months whose next month also has a grid. 0 on
+    land and where a calendar month has no training pair.
+    """
+    last = data.row(train_end)
+    rows = np.flatnonzero(data.has_grid[:last] & data.has_grid[1:last + 1])
+    now, after = field[rows].astype(np.float64), field[rows + 1].astype(np.float64)
+    calendar = data.calendar[rows]
+    damping = np.zeros((12,) + field.shape[1:], dtype=np.float32)
+    for c in range(12):
+        sel = calendar == c
+        num, den = (now[sel] * after[sel]).sum(axis=0), (now[sel] ** 2).sum(axis=0)
+        damping[c] = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
     return damping
 
 

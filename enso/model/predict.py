@@ -13,9 +13,12 @@ Columns of :func:`predict`'s frame:
   reference verified them. Residual: Gaussian probabilities around the forecast
   ONI, and the ONI thresholded at ±0.5 (so the phase always agrees with the
   forecast anomalies).
-* ``sst_anomaly_grid``: on lead-1 rows of a grid-predicting network (Keydana),
-  an ``xarray.DataArray`` (lat, lon) of the forecast SST minus the training
-  period's monthly climatology (NaN on land); None elsewhere.
+* ``sst_anomaly_grid``: on lead-1 rows, an ``xarray.DataArray`` (lat, lon) on
+  the model grid, NaN on land; None on other leads. Keydana: its predicted SST
+  grid minus the training period's monthly climatology. Residual: the network
+  forecasts the index only, so the map is per-cell damped persistence of the
+  init month's anomaly against the preceding years (factors fitted on the
+  training period, :func:`enso.model.data.fit_grid_damping`).
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ class CaseForecasts:
     oni: np.ndarray
     #: (n, 12, 3) from the network's phase head; None where the design derives them from the ONI.
     head_probabilities: np.ndarray | None
-    #: (n, lat, lon) lead-1 SST anomaly (°C, NaN on land) of a grid-predicting network; else None.
+    #: (n, lat, lon) lead-1 SST anomaly map (°C, NaN on land); None for a model without one.
     grid_anomaly: np.ndarray | None
 
 
@@ -62,7 +65,8 @@ def forecast_cases(model: TrainedModel, data: ModelData, samples: Samples, devic
                    batch_size: int = 64) -> CaseForecasts:
     """Run every ensemble member over the samples and average; convert to °C and anomalies."""
     preset, stats = model.preset, model.statistics
-    tensors = SampleTensors(preset, encode_field(preset, data, stats), stats, data, samples, device)
+    field = encode_field(preset, data, stats)
+    tensors = SampleTensors(preset, field, stats, data, samples, device)
     networks = model.networks(device)
     keydana = isinstance(preset.design, KeydanaDesign)
     n, n_leads = len(samples), len(FORECAST_LEADS)
@@ -95,6 +99,9 @@ def forecast_cases(model: TrainedModel, data: ModelData, samples: Samples, devic
         sst = grid / members * float(stats["sst_std"]) + float(stats["sst_mean"])
         calendar = (samples.init_calendar + 1) % 12
         grid_anomaly = np.where(stats["land"], np.nan, sst - stats["sst_climatology"][calendar])
+    elif "grid_damping" in stats:  # models trained before the residual map existed have none
+        grid_anomaly = np.where(stats["land"], np.nan,
+                                stats["grid_damping"][samples.init_calendar] * field[samples.init_rows])
     return CaseForecasts(
         nino34=nino34, anomaly=anomaly, oni=forecast_oni(anomaly, init_anomaly),
         head_probabilities=None if probabilities is None else probabilities / members,

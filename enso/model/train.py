@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from enso import verify
 from enso.model.data import (ModelData, SampleTensors, Samples, build_samples, encode_field, fit_damping,
-                             fit_statistics, prepare_data)
+                             fit_grid_damping, fit_statistics, prepare_data)
 from enso.model.phases import calibrate_sigma
 from enso.model.predict import CaseForecasts, forecast_cases, resolve_device
 from enso.model.presets import FORECAST_LEADS, KeydanaDesign, Preset, ResidualDesign, get_preset
@@ -68,10 +68,10 @@ def train(preset: Preset | str, cube: xr.DataArray, index: pd.DataFrame, *, trai
         if len(part) == 0:
             raise ValueError(f"no {name} sample with inputs and a target up to {last} "
                              f"(data {data.first_month}..{data.last_month}, preset {preset.name})")
+    field = encode_field(preset, data, stats)
     if isinstance(preset.design, ResidualDesign):
         stats["damping"] = fit_damping(train_set)
-
-    field = encode_field(preset, data, stats)
+        stats["grid_damping"] = fit_grid_damping(field, data, train_end)
     train_t = SampleTensors(preset, field, stats, data, train_set, device)
     valid_t = SampleTensors(preset, field, stats, data, valid_set, device)
     fingerprint = data.fingerprint()

@@ -47,8 +47,9 @@ class TrainedModel:
     * ``preset``: the full recipe (stored as JSON in the registry).
     * ``member_states``: one state dict per ensemble member (CPU tensors).
     * ``statistics``: arrays fitted on the training period (grid, land mask,
-      normalisation, damping factors) and, for the residual design, the
-      per-lead ONI error sd calibrated on the validation period.
+      normalisation, damping factors of the index and, per cell, of the lead-1
+      map) and, for the residual design, the per-lead ONI error sd calibrated
+      on the validation period.
     * ``data_window``: first input month, train/validation init months and ends,
       sample counts (``YYYY-MM`` strings and ints).
     * ``validation``: per-lead ``acc`` / ``rmse`` / ``n`` of the Niño 3.4 anomaly
