@@ -6,6 +6,9 @@ PostgreSQL URLs must use psycopg 3 (``postgresql+psycopg://``); a plain
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
@@ -49,3 +52,13 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
         pool_pre_ping=True,
         connect_args={"connect_timeout": 10},
     )
+
+
+@contextmanager
+def opened_engine(url: str) -> Iterator[Engine]:
+    """:func:`make_engine` for a ``with`` block: its connections are closed when the block ends."""
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()

@@ -20,7 +20,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
-from db.engine import make_engine  # noqa: E402
+from db.engine import make_engine, opened_engine  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.schema import Base  # noqa: E402
 from db.scratch import session_database  # noqa: E402
@@ -53,20 +53,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
     else:
         url = request.getfixturevalue("pg_url")
-        engine = make_engine(url)
-        _truncate(engine)
-        engine.dispose()
-        yield url
-        engine = make_engine(url)
-        _truncate(engine)
-        engine.dispose()
+        with opened_engine(url) as engine:
+            _truncate(engine)
+            yield url
+            _truncate(engine)
 
 
 @pytest.fixture
 def engine(store_url: str) -> Iterator[Engine]:
-    eng = make_engine(store_url)
-    yield eng
-    eng.dispose()
+    with opened_engine(store_url) as eng:
+        yield eng
 
 
 @pytest.fixture(scope="session")

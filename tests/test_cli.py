@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from db.engine import make_engine
+from db.engine import opened_engine
 from db.schema import SstGrid
 from enso.mirror import MirrorServer, write_mirror
 from enso.months import Month
@@ -42,11 +42,9 @@ def _enso(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Com
 
 
 def _grid_rows(url: str) -> tuple[int, int]:
-    engine = make_engine(url)
-    with engine.connect() as conn:
+    with opened_engine(url) as engine, engine.connect() as conn:
         n = conn.execute(select(func.count()).select_from(SstGrid)).scalar_one()
         distinct = conn.execute(select(func.count(func.distinct(SstGrid.month)))).scalar_one()
-    engine.dispose()
     return n, distinct
 
 

@@ -24,7 +24,7 @@ import torch
 from sqlalchemy import Engine, delete, func, insert, select, text, update
 
 from db import codec
-from db.engine import make_engine
+from db.engine import make_engine, opened_engine
 from db.forecasting import forecast, hindcast, train_and_register
 from db.ingest import backfill, ingest_index
 from db.migrate import upgrade
@@ -122,16 +122,14 @@ def sqlite_url(template: Template, tmp_path: Path) -> str:
 
 @pytest.fixture
 def filled(filled_url: str) -> Iterator[Engine]:
-    engine = make_engine(filled_url)
-    yield engine
-    engine.dispose()
+    with opened_engine(filled_url) as engine:
+        yield engine
 
 
 @pytest.fixture
 def store(sqlite_url: str) -> Iterator[Engine]:
-    engine = make_engine(sqlite_url)
-    yield engine
-    engine.dispose()
+    with opened_engine(sqlite_url) as engine:
+        yield engine
 
 
 def _count(engine: Engine, table: type, *where: object) -> int:
@@ -404,12 +402,11 @@ def test_enso_verify_and_report_commands(sqlite_url: str, tmp_path: Path, monkey
     assert main(["verify", "--start", "2010-01", "--end", "2019-12"]) == 0
     out = capsys.readouterr().out
     assert "init months 2010-01..2019-12" in out and "linear_eof" in out and "written to table verification_score" in out
-    engine = make_engine(sqlite_url)
-    with engine.connect() as conn:
-        assert conn.execute(select(func.count(func.distinct(VerificationScore.period_start)))).scalar_one() == 2
-        version = conn.execute(select(Model.version)).scalar_one()
-    widest = load_scores(engine, version)  # the widest stored period, not the newest
-    engine.dispose()
+    with opened_engine(sqlite_url) as engine:
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count(func.distinct(VerificationScore.period_start)))).scalar_one() == 2
+            version = conn.execute(select(Model.version)).scalar_one()
+        widest = load_scores(engine, version)  # the widest stored period, not the newest
     assert widest.query("lead == 1 and metric == 'rmse' and target_calendar_month == 0")["n"].tolist() == [240] * 5
     assert main(["report"]) == 0
     assert str(tmp_path / "out" / "enso-report-2020-06.html") in capsys.readouterr().out
