@@ -36,6 +36,8 @@ class ModelInfo:
     metrics: dict
     created_at: dt.datetime
     device: str
+    #: The preset as trained (:meth:`enso.model.presets.Preset.to_dict`).
+    config: dict
 
     @property
     def validation_rmse(self) -> float | None:
@@ -43,13 +45,13 @@ class ModelInfo:
 
 
 _INFO_COLUMNS = (Model.version, Model.preset, Model.status, Model.sst_source, Model.train_start, Model.train_end,
-                 Model.valid_end, Model.base_period, Model.metrics, Model.created_at, Model.device)
+                 Model.valid_end, Model.base_period, Model.metrics, Model.created_at, Model.device, Model.config)
 
 
 def _info(row) -> ModelInfo:  # type: ignore[no-untyped-def]
     return ModelInfo(row.version, row.preset, row.status, row.sst_source, date_month(row.train_start),
                      date_month(row.train_end), date_month(row.valid_end), row.base_period, row.metrics,
-                     row.created_at, row.device)
+                     row.created_at, row.device, row.config)
 
 
 def new_version(trained: TrainedModel, now: dt.datetime | None = None) -> str:

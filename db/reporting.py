@@ -71,6 +71,8 @@ from db.verification import (
 )
 from enso import grids
 from enso.config import Settings
+from enso.model.predict import lead1_map_description
+from enso.model.presets import Preset
 from enso.months import Month, month_range, to_period, to_periods
 from enso.verify import attach_observations, contingency_table, phase_climatology
 from reports.data import (
@@ -227,20 +229,14 @@ def _observed_map(engine: Engine, source: str, init: Month,
                   f"Observed SST anomaly, {init} (vs {against})"), years
 
 
-def _predicted_map(engine: Engine, version: str, init: Month) -> SstMap | None:
-    """The stored lead-1 map, titled with how the model's design makes it (see :mod:`enso.model.predict`)."""
-    grid = load_forecast_grid(engine, model_version=version, kind="operational", init_month=init)
+def _predicted_map(engine: Engine, info: RegistryModelInfo, init: Month) -> SstMap | None:
+    """The stored lead-1 map, titled with how the model made it."""
+    grid = load_forecast_grid(engine, model_version=info.version, kind="operational", init_month=init)
     if grid is None:
         return None
     field = _map_region(grid)
     target = Month.parse(grid.attrs.get("target_month", str(init + 1)))
-    with engine.connect() as conn:
-        design = (conn.execute(select(Model.config).where(Model.version == version)).scalar() or {}).get("design", {})
-    if design.get("kind") == "residual":
-        how = (f"damped persistence per cell of the init month's anomaly, against the "
-               f"{design.get('detrend_years', 20)} preceding years")
-    else:
-        how = "the network's SST grid, against its training period's climatology"
+    how = lead1_map_description(Preset.from_dict(info.config))
     return SstMap(target, field.lat.values, field.lon.values, field.values,
                   f"Predicted SST anomaly, {target} (lead 1; {how})")
 
@@ -342,7 +338,7 @@ def assemble_report(engine: Engine, settings: Settings, init_month: Month | None
         phase_climatology=_base_phase_climatology(index, base), baselines=baseline_leads,
         previous_forecast=_previous_forecast(engine, init, info),
         observed_map=observed_map,
-        predicted_map=_predicted_map(engine, info.version, init),
+        predicted_map=_predicted_map(engine, info, init),
         verification=verification, outcomes=_outcomes(engine, init, info.version),
     )
 

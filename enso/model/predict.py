@@ -126,6 +126,15 @@ def _keydana_rollout(net: torch.nn.Module, x: torch.Tensor, land: torch.Tensor,
             first_grid.cpu().numpy())  # type: ignore[union-attr]
 
 
+def lead1_map_description(preset: Preset) -> str:
+    """How :func:`predict` makes this preset's lead-1 map (``sst_anomaly_grid``), in words for its title."""
+    design = preset.design
+    if isinstance(design, ResidualDesign):
+        return (f"damped persistence per cell of the init month's anomaly, against the "
+                f"{design.detrend_years} preceding years")
+    return "the network's SST grid, against its training period's climatology"
+
+
 def input_history_months(preset: Preset) -> int:
     """How many months before an init month a forecast reads: the window, and the years behind its anomalies."""
     history = preset.n_timesteps - 1
