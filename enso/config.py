@@ -39,6 +39,7 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default="",
+        repr=False,  # it may carry a password
         description="SQLAlchemy URL of the store; default: SQLite file var/enso.sqlite in the working directory.",
     )
     database_password: SecretStr = Field(

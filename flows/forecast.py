@@ -115,14 +115,13 @@ def _wait_for(run_ids: list[UUID]) -> list[FlowRun]:
             time.sleep(CHUNK_POLL_SECONDS)
 
 
-def _raise_for_failed_chunks(failed: list[tuple[str, str]], total: int, model: str) -> None:
-    """Fail the hindcast naming each failed chunk (range, what happened) and how to rerun it."""
+def _raise_for_failed_chunks(failed: list[tuple[str, str, str]], total: int, model: str) -> None:
+    """Fail the hindcast naming each failed chunk (first, last month, what happened) and the command rerunning it."""
     if failed:
         raise RuntimeError(
             f"{len(failed)} of {total} hindcast chunks failed (the other chunks' rows are stored):\n"
-            + "\n".join(f"  {chunk}: {what}" for chunk, what in failed)
-            + f"\nrerun a chunk with: prefect deployment run 'hindcast/hindcast' -p start=FIRST -p end=LAST "
-              f"-p model={model}")
+            + "\n".join(f"  {a}..{b}: {what}\n    rerun: prefect deployment run hindcast/hindcast -p start={a} "
+                        f"-p end={b} -p model={model}" for a, b, what in failed))
 
 
 def _first_line(text: str | None) -> str:
@@ -133,7 +132,7 @@ def _chunks_as_tasks(chunks: list[tuple[Month, Month]], model: str) -> None:
     """Run each chunk as a task run in this process, :data:`HINDCAST_THREADS` at once; raise if any failed."""
     futures = [hindcast_task.submit(str(a), str(b), model) for a, b in chunks]
     wait(futures)
-    _raise_for_failed_chunks([(f"{a}..{b}", f"{f.state.name}: {_first_line(f.state.message)}")
+    _raise_for_failed_chunks([(str(a), str(b), f"{f.state.name}: {_first_line(f.state.message)}")
                               for (a, b), f in zip(chunks, futures) if not f.state.is_completed()],
                              len(chunks), model)
 
@@ -149,7 +148,7 @@ def _chunks_on_pool(deployment_id: UUID, chunks: list[tuple[Month, Month]], mode
     get_run_logger().info("hindcast fanned out to %d chunk runs: %s", len(submitted),
                           ", ".join(r.name for r in submitted))
     finished = _wait_for([r.id for r in submitted])
-    _raise_for_failed_chunks([(f"{r.parameters['start']}..{r.parameters['end']}",
+    _raise_for_failed_chunks([(r.parameters["start"], r.parameters["end"],
                                f"run {r.name} ({r.id}) ended {r.state.name}: {_first_line(r.state.message)}")
                               for r in finished if not r.state.is_completed()], len(chunks), model)
 

@@ -1,10 +1,10 @@
 """Hindcast fan-out: chunks give exactly the rows of one chunk, run as concurrent task runs in-process and as
-child runs of the `hindcast` deployment that two process workers share (real Prefect server)."""
+child runs of the `hindcast` deployment that two process workers share (real Prefect server); a failed
+chunk fails the hindcast, named, and leaves the other chunks' rows."""
 
 from __future__ import annotations
 
 import re
-import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -47,6 +47,24 @@ def test_hindcast_chunks_as_task_runs_equal_one_chunk(copy_store: dict, monkeypa
     pd.testing.assert_frame_equal(_hindcast_rows(copy_store["url"]), one_chunk, check_exact=True)
 
 
+def test_a_failed_chunk_fails_the_hindcast_naming_it_and_keeps_the_others(
+        copy_store: dict, monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> None:
+    from flows.forecast import hindcast_flow
+
+    monkeypatch.setenv("ENSO_DATABASE_URL", copy_store["url"])
+    _forget_hindcasts(copy_store["url"])
+    with opened_engine(copy_store["url"]) as engine, engine.begin() as conn:
+        conn.execute(text("DELETE FROM sst_grid WHERE month = '2011-03-01'"))  # an input of chunk 2010-01..2014-12
+    with pytest.raises(RuntimeError) as failed:
+        hindcast_flow(start=START, end=END, chunk_months=60)
+    message = str(failed.value)
+    assert message.startswith("1 of 3 hindcast chunks failed") and "2011-03" in message
+    assert (f"rerun: prefect deployment run hindcast/hindcast -p start=2010-01 -p end=2014-12 "
+            f"-p model={copy_store['version']}") in message
+    stored = sorted({str(m) for m in _hindcast_rows(copy_store["url"])["init_month"]})
+    assert stored[0] == "2005-01" and stored[-1] == "2019-12" and len(stored) == 120, "the other chunks are kept"
+
+
 def _submitted(log: Path) -> set[str]:
     """Flow run ids a worker's log says it started."""
     return set(re.findall(r"submitting flow run '([0-9a-f-]{36})'", log.read_text(errors="replace")))
@@ -67,25 +85,18 @@ def test_hindcast_chunks_on_two_workers_equal_one_chunk(prefect_server: str, cop
     logs = {name: tmp_path / f"{name}.log" for name in ("w1", "w2")}
     with temporary_settings(updates={PREFECT_API_URL: prefect_server}), ExitStack() as workers:
         deploy_all(source_dir=REPO)
-        for name, log in logs.items():  # two at a time each: the parent and three chunks need both
+        for name, log in logs.items():  # two runs at a time each: the parent and four chunks need both workers
             workers.enter_context(process_worker("cpu", env, log, name=name, limit=2))
-        timings = {}
-        for label, chunk_months in (("fanned out", 45), ("one chunk", 180)):
-            _forget_hindcasts(copy_store["url"])
-            t0 = time.perf_counter()
-            parent = run_deployment("hindcast/hindcast", timeout=900,
-                                    parameters={"start": START, "end": END, "chunk_months": chunk_months})
-            timings[label] = time.perf_counter() - t0
-            assert parent.state.is_completed(), f"{parent.state}\n" + logs["w1"].read_text(errors="replace")[-3000:]
-            pd.testing.assert_frame_equal(_hindcast_rows(copy_store["url"]), one_chunk, check_exact=True)
-            if label == "fanned out":
-                with get_client(sync_client=True) as client:
-                    children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                        parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id])))
-                assert sorted(r.parameters["start"] for r in children) == ["2005-01", "2008-10", "2012-07",
-                                                                          "2016-04"]
-                assert all(r.state.is_completed() and "enso:alert-via-parent" in r.tags for r in children)
-                chunk_ids = {str(r.id) for r in children}
-                took = {name: _submitted(log) & chunk_ids for name, log in logs.items()}
-                assert all(took.values()), f"each worker takes chunks: {took}"
-    print(f"hindcast {START}..{END} on two workers: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+        _forget_hindcasts(copy_store["url"])
+        parent = run_deployment("hindcast/hindcast", timeout=900,
+                                parameters={"start": START, "end": END, "chunk_months": 45})
+        assert parent.state.is_completed(), f"{parent.state}\n" + logs["w1"].read_text(errors="replace")[-3000:]
+        pd.testing.assert_frame_equal(_hindcast_rows(copy_store["url"]), one_chunk, check_exact=True)
+        with get_client(sync_client=True) as client:
+            children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id])))
+        assert sorted(r.parameters["start"] for r in children) == ["2005-01", "2008-10", "2012-07", "2016-04"]
+        assert all(r.state.is_completed() and "enso:alert-via-parent" in r.tags for r in children)
+        chunk_ids = {str(r.id) for r in children}
+        took = {name: _submitted(log) & chunk_ids for name, log in logs.items()}
+        assert all(took.values()), f"each worker takes chunks: {took}"

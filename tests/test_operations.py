@@ -48,7 +48,8 @@ def test_passwords_are_secret_strings_given_once() -> None:
     from sqlalchemy.engine import make_url
     assert make_url(url).password == DB_PASSWORD
     assert sorted(settings.secret_values()) == sorted([SMTP_PASSWORD, DB_PASSWORD])
-    assert Settings(database_url="postgresql://u:inline@h/d").secret_values() == ["inline"]
+    inline = Settings(database_url="postgresql://u:inline@h/d")
+    assert inline.secret_values() == ["inline"] and "inline" not in repr(inline)
 
     with pytest.raises(ValidationError, match="ENSO_SMTP_PASSWORD and ENSO_SMTP_PASSWORD_BLOCK are both set"):
         Settings(smtp_password="x", smtp_password_block="smtp")
