@@ -7,6 +7,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -61,8 +63,10 @@ def test_insert_is_once_and_load_cube_crops_coarsens_and_takes_anomalies(engine)
     months = month_range("1991-01", "1992-12")
     with engine.begin() as conn:
         for m in months:
-            assert store.insert_grid(conn, "cobe", _grid(m), source_url=f"u/{m}", sha256="a" * 64, file_size=1)
-        assert not store.insert_grid(conn, "cobe", _grid(months[0]), source_url="x", sha256="b" * 64, file_size=1)
+            assert store.insert_grid(conn, "cobe", store.pack_grid(_grid(m), source_url=f"u/{m}", sha256="a" * 64,
+                                                                  file_size=1))
+        assert not store.insert_grid(conn, "cobe", store.pack_grid(_grid(months[0]), source_url="x",
+                                                                   sha256="b" * 64, file_size=1))
     cube = store.load_cube(engine, "cobe", "1991-01", "1992-12")
     assert cube.shape == (24, 115, 360)
     assert float(cube.lat.min()) == -54.5 and float(cube.lat.max()) == 59.5
@@ -79,7 +83,7 @@ def test_load_cube_names_missing_months(engine) -> None:
     with engine.begin() as conn:
         for m in month_range("2000-01", "2000-06"):
             if m != Month.of(2000, 3):
-                store.insert_grid(conn, "cobe", _grid(m), source_url="u", sha256="a" * 64, file_size=1)
+                store.insert_grid(conn, "cobe", store.pack_grid(_grid(m), source_url="u", sha256="a" * 64, file_size=1))
     with pytest.raises(LookupError, match="2000-03"):
         store.load_cube(engine, "cobe", "2000-01", "2000-06")
 
@@ -90,17 +94,37 @@ def _index(values: list[float], start: str = "2000-01") -> pd.DataFrame:
                          "phase": [None] * len(values)}, index=idx)
 
 
-def test_replace_index_keeps_one_vintage_and_reports_revisions(engine) -> None:
-    now = dt.datetime.now(dt.timezone.utc)
+def _file(sha: str) -> store.VintageFile:
+    return store.VintageFile(url="u", sha256=sha * 64, format="cpc-monthly",
+                             downloaded_at=dt.datetime.now(dt.timezone.utc))
+
+
+def test_vintages_are_kept_whole_and_the_newest_is_the_current_index(engine) -> None:
     with engine.begin() as conn:
-        change = store.replace_index(conn, _index([27.0, 27.5, 28.0]), source="cpc-monthly", url="u",
-                                     sha256="1" * 64, downloaded_at=now, base_period="1991-2020")
-    assert len(change.added) == 3 and not change.revised
-    with engine.begin() as conn:
-        change = store.replace_index(conn, _index([27.0, 27.6, 28.0, 28.2]), source="cpc-monthly", url="u",
-                                     sha256="2" * 64, downloaded_at=now, base_period="1991-2020")
-    assert change.revised == [Month.of(2000, 2)] and change.added == [Month.of(2000, 4)]
+        first = store.append_vintage(conn, "nino34", _index([27.0, 27.5, 28.0]), _file("1"), seq=1,
+                                     base_period="1991-2020")
+        store.append_vintage(conn, "nino34", _index([27.0, 27.6, 28.0, 28.2]), _file("2"), seq=2,
+                             base_period="1991-2020", changes="1 new")
+        store.append_vintage(conn, "relative", _index([-0.5, -0.4], start="1990-01"), _file("3"), seq=1,
+                             base_period="1991-2020")
     table = store.load_index(engine)
-    assert list(table["nino34"]) == [27.0, 27.6, 28.0, 28.2]
+    assert list(table["nino34"]) == [27.0, 27.6, 28.0, 28.2] and table.attrs["vintage_seq"] == 2
+    assert list(store.load_index(engine, vintage_id=first)["nino34"]) == [27.0, 27.5, 28.0]
+    relative = store.load_index(engine, product="relative")
+    assert list(relative["nino34"]) == [-0.5, -0.4] and str(relative.index[0]) == "1990-01"
     with engine.connect() as conn:
         assert store.current_vintage(conn).sha256 == "2" * 64
+        assert [v.seq for v in store.vintages(conn)] == [2, 1]
+        assert store.index_products(conn) == ["nino34", "relative"]
+        # the view SQL users and the verification read: the current Niño 3.4 vintage only
+        rows = conn.execute(text("SELECT month, nino34 FROM index_observation ORDER BY month")).all()
+    assert [r.nino34 for r in rows] == [27.0, 27.6, 28.0, 28.2]
+
+
+def test_two_appends_of_the_same_successor_cannot_both_win(engine) -> None:
+    with engine.begin() as conn:
+        store.append_vintage(conn, "nino34", _index([27.0]), _file("1"), seq=1, base_period="1991-2020")
+    with pytest.raises(IntegrityError):
+        with engine.begin() as conn:
+            store.append_vintage(conn, "nino34", _index([27.1]), _file("2"), seq=1, base_period="1991-2020")
+    assert list(store.load_index(engine)["nino34"]) == [27.0]
