@@ -16,14 +16,14 @@ if it loses no month the newest vintage has and has no gap (or with
 
 from __future__ import annotations
 
-import tempfile
+import os
 import threading
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -87,19 +87,22 @@ def _store_unavailable(engine: Engine, what: str, exc: OperationalError) -> Stor
     )
 
 
-def _fetch(url: str, settings: Settings, month: Month | None, folder: Path, kind: str,
-           validators: Validators | None = None) -> Downloaded | NotModified:
-    """Download ``url`` into ``folder`` within the settings' timeout, deadline and size limit of ``kind``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    dest = folder / url.rsplit("/", 1)[-1]
-    return download(url, dest, timeout=settings.http_timeout, retries=settings.http_retries,
-                    backoff=settings.http_backoff, month=month, session=_session(),
-                    max_bytes=settings.max_bytes(kind), deadline=settings.http_deadline, validators=validators)
+@contextmanager
+def _fetched(url: str, settings: Settings, month: Month | None, kind: str,
+             validators: Validators | None = None) -> Iterator[Downloaded | NotModified]:
+    """Download ``url`` within the settings' timeout, deadline and size limit of ``kind``; the file is removed after.
 
-
-def _download_root(settings: Settings) -> Path:
-    settings.download_dir.mkdir(parents=True, exist_ok=True)
-    return settings.download_dir
+    The file gets a name of its own in ENSO_DATA_DIR/downloads (process, thread,
+    month and the provider's name), so concurrent ingests never share one.
+    """
+    name = f".{os.getpid()}-{threading.get_ident()}-{month or 'file'}-{url.rsplit('/', 1)[-1][-80:]}"
+    dest = settings.download_dir / name
+    try:
+        yield download(url, dest, timeout=settings.http_timeout, retries=settings.http_retries,
+                       backoff=settings.http_backoff, month=month, session=_session(),
+                       max_bytes=settings.max_bytes(kind), deadline=settings.http_deadline, validators=validators)
+    finally:
+        dest.unlink(missing_ok=True)
 
 
 def _log(engine: Engine, result: IngestResult, run_id: str | None) -> None:
@@ -128,9 +131,9 @@ def _fetch_month(settings: Settings, spec: SstSourceSpec, month: Month, held: St
     """Download (conditionally), compare, decode, validate and pack one month; never touches the store."""
     source, url = spec.name, spec.url(month, settings)
     conditional = held.validators if held is not None and held.source_url == url and held.validators else None
-    with tempfile.TemporaryDirectory(prefix=f"{source}-{month}-", dir=_download_root(settings)) as tmp:
+    with ExitStack() as files:
         try:
-            fetched = _fetch(url, settings, month, Path(tmp), source, conditional)
+            fetched = files.enter_context(_fetched(url, settings, month, source, conditional))
         except NotPublished as exc:
             return _Fetched(IngestResult(source, month, "not_published", exc.problem, url))
         except InvalidFile as exc:
@@ -177,7 +180,9 @@ class _MonthWriter:
             return []
         try:
             with self.engine.begin() as conn:
-                results = [self._write(conn, f) if f.packed is not None else f.result for f in batch]
+                inserted = store.insert_grids(conn, self.source, [f.packed for f in batch
+                                                                  if f.packed is not None and f.held is None])
+                results = [self._result(conn, f, inserted) for f in batch]
                 store.update_grid_validators(conn, self.source, [
                     (f.result.month, f.held.sha256, f.new_validators) for f in batch
                     if f.new_validators is not None and f.held is not None])  # type: ignore[misc]
@@ -188,12 +193,14 @@ class _MonthWriter:
             raise _store_unavailable(self.engine, what, exc) from exc
         return results
 
-    def _write(self, conn, fetched: _Fetched) -> IngestResult:  # type: ignore[no-untyped-def]
+    def _result(self, conn, fetched: _Fetched, inserted: set[Month]) -> IngestResult:  # type: ignore[no-untyped-def]
+        """The outcome of a fetched month: as fetched, stored by the batch insert, or a revision written now."""
         packed, held, source = fetched.packed, fetched.held, self.source
-        assert packed is not None
+        if packed is None:
+            return fetched.result
         month, url, sha = packed.month, fetched.result.url, packed.sha256
         if held is None:
-            if store.insert_grid(conn, source, packed):
+            if month in inserted:
                 return IngestResult(source, month, "stored", "", url, sha)
             held = store.grid_version(conn, source, month)  # stored meanwhile by a concurrent ingest
             if held is not None and held.sha256 == sha:
@@ -312,9 +319,9 @@ def ingest_index(engine: Engine, settings: Settings, *, product: str = DEFAULT_P
     except OperationalError as exc:
         raise _store_unavailable(engine, f"index file {url}", exc) from exc
     conditional = Validators(held.etag, held.last_modified) if held is not None and held.url == url else None
-    with tempfile.TemporaryDirectory(prefix="index-", dir=_download_root(settings)) as tmp:
+    with ExitStack() as files:
         try:
-            fetched = _fetch(url, settings, None, Path(tmp), "index", conditional or None)
+            fetched = files.enter_context(_fetched(url, settings, None, "index", conditional or None))
             if isinstance(fetched, NotModified):
                 result = IngestResult(product, store.date_month(held.last_month), "unchanged",
                                       f"not modified (HTTP 304) since vintage {held.seq}", url, held.sha256)

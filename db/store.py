@@ -98,17 +98,21 @@ def pack_grid(grid: SSTGrid, *, source_url: str, sha256: str, file_size: int,
     ))
 
 
+def insert_grids(conn: Connection, source: str, packed: list[PackedGrid]) -> set[Month]:
+    """Insert months' grids unless they exist, in one statement; returns the months this call stored (race-safe)."""
+    if not packed:
+        return set()
+    now = utcnow()
+    stmt = (dialect_insert(conn, SstGrid).on_conflict_do_nothing(index_elements=["source", "month"])
+            .returning(SstGrid.month))
+    rows = conn.execute(stmt, [dict(source=source, month=month_date(p.month), revision=1, first_stored_at=now,
+                                    updated_at=now, **p.columns) for p in packed])
+    return {date_month(d) for d in rows.scalars()}
+
+
 def insert_grid(conn: Connection, source: str, packed: PackedGrid) -> bool:
     """Insert a month's grid unless one exists; True if this call stored it (race-safe)."""
-    now = utcnow()
-    stmt = (
-        dialect_insert(conn, SstGrid)
-        .values(source=source, month=month_date(packed.month), revision=1, first_stored_at=now, updated_at=now,
-                **packed.columns)
-        .on_conflict_do_nothing(index_elements=["source", "month"])
-        .returning(SstGrid.id)
-    )
-    return conn.execute(stmt).first() is not None
+    return bool(insert_grids(conn, source, [packed]))
 
 
 def revise_grid(conn: Connection, source: str, packed: PackedGrid, *, previous_sha256: str) -> bool:
