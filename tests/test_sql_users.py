@@ -124,6 +124,7 @@ def test_analyst_reads_every_table_and_both_views(analyst: Analyst, engine: Engi
         assert verified.fetchone()[0] == 6  # targets 2024-10..12 are observed
 
 
+@pytest.mark.faults
 @POSTGRES
 @pytest.mark.parametrize("statement", [
     "INSERT INTO index_vintage (sha256, url, format, downloaded_at, first_month, last_month, n_months, base_period)"

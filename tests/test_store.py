@@ -128,3 +128,39 @@ def test_two_appends_of_the_same_successor_cannot_both_win(engine) -> None:
         with engine.begin() as conn:
             store.append_vintage(conn, "nino34", _index([27.1]), _file("2"), seq=1, base_period="1991-2020")
     assert list(store.load_index(engine)["nino34"]) == [27.0]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_migrating_a_store_keeps_its_index_as_the_newest_vintage_and_back(dialect: str, tmp_path) -> None:
+    """0005 turns the one stored index into vintage data (append-only); downgrading restores the table."""
+    from contextlib import nullcontext
+
+    from alembic import command
+
+    from db.migrate import alembic_config
+    from db.scratch import session_database
+
+    with (session_database() if dialect == "postgresql" else nullcontext(f"sqlite:///{tmp_path / 's.sqlite'}")) as url:
+        upgrade(url, "0004")
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            for sha in ("a", "b"):  # an older vintage (no values kept before 0005), then the held one
+                conn.execute(text(
+                    "INSERT INTO index_vintage (sha256, url, format, downloaded_at, first_month, last_month, "
+                    "n_months, base_period) VALUES (:sha, 'u', 'cpc-monthly', '2020-03-05', '2020-01-01', "
+                    "'2020-02-01', 2, '1991-2020')"), {"sha": sha * 64})
+            for month, value in (("2020-01-01", 0.5), ("2020-02-01", 0.7)):
+                conn.execute(text(
+                    "INSERT INTO index_observation (month, nino34, anomaly, oni, phase, source, vintage_id, "
+                    "updated_at) VALUES (:m, 27.0, :a, NULL, NULL, 'cpc-monthly', 2, '2020-03-05')"),
+                    {"m": month, "a": value})
+        upgrade(url)
+        table = store.load_index(engine)
+        assert list(table["anomaly"]) == [0.5, 0.7] and table.attrs["vintage_id"] == 2
+        with engine.connect() as conn:
+            assert store.current_vintage(conn).sha256 == "b" * 64
+        command.downgrade(alembic_config(url), "0004")
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT anomaly FROM index_observation ORDER BY month")).scalars().all()
+        assert rows == [0.5, 0.7]
+        engine.dispose()
