@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, select
 from db import store
 from db.schema import IndexCurrent, SstGrid
 from enso.months import Month
-from enso.sources.index_products import DEFAULT_PRODUCT
+from enso.sources.index_products import DEFAULT_PRODUCT, INDEX_PRODUCTS
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,8 @@ class StoreStatus:
             lines.append(f"  {s.source:<6} {s.n_months:>5} months  {s.first}..{s.last}  {gap}; "
                          f"{s.revised_months} revised")
         for i in self.indexes or [_NO_INDEX]:
-            lines.append(f"Index {i.product}:")
+            product = INDEX_PRODUCTS.get(i.product)
+            lines.append(f"Index {i.product}" + (f" ({product.description})" if product else "") + ":")
             if i.n_months == 0:
                 lines.append("  (none yet: run `enso ingest`)")
                 continue

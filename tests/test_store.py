@@ -164,3 +164,23 @@ def test_migrating_a_store_keeps_its_index_as_the_newest_vintage_and_back(dialec
             rows = conn.execute(text("SELECT anomaly FROM index_observation ORDER BY month")).scalars().all()
         assert rows == [0.5, 0.7]
         engine.dispose()
+
+
+def test_views_sql_holds_the_views_the_migrations_create(tmp_path) -> None:
+    """db/sql/views.sql documents the current views: it must say what a migrated store has."""
+    from pathlib import Path
+
+    def normal(sql: str) -> str:
+        return " ".join(sql.split())
+
+    text_ = (Path(__file__).resolve().parents[1] / "db" / "sql" / "views.sql").read_text()
+    code = "\n".join(line for line in text_.splitlines() if not line.strip().startswith("--"))
+    documented = [normal(s) for s in code.split(";") if normal(s)]
+    url = f"sqlite:///{tmp_path / 'views.sqlite'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        created = [normal(sql) for sql in conn.execute(text("SELECT sql FROM sqlite_master WHERE type = 'view'"))
+                   .scalars()]
+    engine.dispose()
+    assert sorted(documented) == sorted(created)

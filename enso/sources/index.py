@@ -40,6 +40,8 @@ NINO34_RANGE = (15.0, 35.0)
 ANOMALY_RANGE = (-6.0, 6.0)
 #: Most characters of a bad line quoted in an error message.
 QUOTE_LIMIT = 200
+#: Most bytes of a folder listing read when discovering McNoldy's newest file.
+LISTING_LIMIT = 1 << 20
 
 CPC_MONTHLY_HEADER = " YR   MON  NINO1+2  ANOM   NINO3    ANOM   NINO4    ANOM   NINO3.4  ANOM"
 CPC_DETREND_HEADER = " YR   MON  TOTAL ClimAdjust ANOM "
@@ -396,8 +398,10 @@ def discover_mcnoldy_url(base_url: str, session: requests.Session, year: int, ti
     """
     folder = base_url.rstrip("/") + "/"
     try:
-        page = session.get(folder, timeout=(timeout, timeout))
-        listed = sorted({int(y) for y in _MCNOLDY_NAME.findall(page.text)}) if page.ok else []
+        with session.get(folder, timeout=(timeout, timeout), stream=True) as page:
+            # a folder listing is a few kB: read at most LISTING_LIMIT bytes of it
+            listing = page.raw.read(LISTING_LIMIT, decode_content=True).decode("utf-8", "replace") if page.ok else ""
+        listed = sorted({int(y) for y in _MCNOLDY_NAME.findall(listing)})
         if listed:
             return folder + MCNOLDY_FILE.format(year=listed[-1])
         for url in mcnoldy_candidate_urls(base_url, year):
