@@ -174,7 +174,9 @@ class Settings(BaseSettings):
 
     @field_validator("train_end", "valid_end")
     @classmethod
-    def _month(cls, value: str) -> str:
+    def _month(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value.strip()):
             raise ValueError("expected a month as YYYY-MM, e.g. 1979-12")
         return value.strip()
@@ -198,7 +200,7 @@ class Settings(BaseSettings):
         if not 1850 <= self.anomaly_base_start <= self.anomaly_base_end <= 2100:
             problems.append(f"ENSO_ANOMALY_BASE_START/_END {self.anomaly_base_start}-{self.anomaly_base_end}: "
                             "expected first year <= last year, within 1850-2100")
-        if self.train_end >= self.valid_end:
+        if self.train_end is not None and self.valid_end is not None and self.train_end >= self.valid_end:
             problems.append(f"ENSO_TRAIN_END {self.train_end} must come before ENSO_VALID_END {self.valid_end}")
         if problems:
             raise ValueError("; ".join(problems))
