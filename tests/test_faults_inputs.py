@@ -333,9 +333,11 @@ def test_every_bad_setting_is_listed_in_one_message_exit_2(tmp_path: Path) -> No
     for variable in BAD_SETTINGS:
         assert re.search(rf"^  {variable}\b", proc.stderr, re.MULTILINE), f"{variable} not named:\n{proc.stderr}"
     assert "unknown model preset 'huge'; choose one of keydana2021" in proc.stderr
-    for url in ("not a url", "mysql://host/enso"):
+    for url, problem in (("not a url", "not a database URL"), ("mysql://host/enso", "driver 'mysql'"),
+                         ("postgresql://enso:pw@db:port/enso", "the port is not a number")):
         proc = _enso({**env, "ENSO_DATABASE_URL": url}, "status")
-        assert proc.returncode == 2 and "ENSO_DATABASE_URL" in proc.stderr and "Traceback" not in proc.stderr
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert re.search(rf"ENSO_DATABASE_URL='[^']*': .*{problem}", proc.stderr) and ":pw@" not in proc.stderr
 
 
 def test_a_flow_run_with_bad_settings_exits_2_without_a_traceback() -> None:
