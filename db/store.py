@@ -1,4 +1,4 @@
-"""Reading and writing the store: grids, index observations, the ingest log.
+"""Reading and writing the store: grids, index vintages (append-only, per product), the ingest log.
 
 Functions take an :class:`sqlalchemy.Engine` (or a connection inside a caller's
 transaction) and speak domain types: :class:`enso.months.Month`,
