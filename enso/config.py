@@ -2,17 +2,28 @@
 
 One :class:`Settings` object is read at the edge (CLI, flow) and passed down;
 library functions take plain arguments so tests never need the environment.
+
+Every value is checked when the settings load (URLs, the database URL, positive
+timeouts, non-negative retries, e-mail addresses, the model preset, crons, size
+limits): :func:`load_settings` raises one :class:`SettingsError` that lists every
+bad ``ENSO_*`` variable, and :func:`exit_on_invalid_settings` turns it into exit
+status 2 with that message and no traceback (the entry points call it first).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import importlib.util
 import json
+import re
+import sys
+from functools import cache
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Annotated, Literal
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IndexFormat = Literal["cpc-monthly", "mcnoldy", "cpc-oni", "psl"]
@@ -30,6 +41,13 @@ SECRET_BLOCK_FIELDS: dict[str, str] = {
 DEFAULT_COBE_BASE_URL = "https://ds.data.jma.go.jp/tcc/tcc/products/elnino/cobesst/gpvdata"
 DEFAULT_INDEX_URL = "https://www.cpc.ncep.noaa.gov/data/indices/ersst5.nino.mth.91-20.ascii"
 DEFAULT_ERSST_BASE_URL = "https://www.ncei.noaa.gov/pub/data/cmb/ersst/v5/netcdf"
+
+#: The most bytes one downloaded file of each kind may have, compressed on the wire and decompressed.
+#: An order of magnitude above the real files: COBE-SST GRIB about 140 kB, an NCEI ERSST netCDF month
+#: 135-165 kB, the NOAA index tables 15-150 kB.
+DEFAULT_HTTP_MAX_BYTES: dict[str, int] = {"cobe": 4 * 2**20, "ersst": 16 * 2**20, "index": 4 * 2**20}
+#: Database drivers the store runs on (``postgresql://`` is mapped to psycopg 3 by db.engine).
+DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
 
 
 class Settings(BaseSettings):
@@ -56,9 +74,17 @@ class Settings(BaseSettings):
         default="ersst.v5.{year:04d}{month:02d}.nc",
         description="File name of one ERSST month below ENSO_ERSST_BASE_URL (v6: change here).",
     )
-    http_timeout: float = Field(default=60.0, description="Seconds for connect and for each read.")
-    http_retries: int = Field(default=4, description="Retries after the first try, with exponential backoff.")
-    http_backoff: float = Field(default=1.0, description="First backoff in seconds (doubles each retry).")
+    http_timeout: float = Field(default=60.0, gt=0, description="Seconds for connect and for each read.")
+    http_retries: int = Field(default=4, ge=0, description="Retries after the first try, with exponential backoff.")
+    http_backoff: float = Field(default=1.0, ge=0, description="First backoff in seconds (doubles each retry).")
+    http_deadline: float = Field(
+        default=300.0, gt=0,
+        description="Seconds one file may take in all, every try and wait included (a trickling server ends here).")
+    http_max_bytes: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_HTTP_MAX_BYTES),
+        description="Most bytes per downloaded file, per kind: 'cobe=4MiB,ersst=16MiB,index=4MiB' "
+                    "(kinds not named keep their default), or one size for every kind.",
+    )
     sst_source: SstSource = "cobe"
     data_dir: Path = Field(default=Path("var"), description="Working files: downloads, models, reports.")
     anomaly_base_start: int = 1991
@@ -67,13 +93,13 @@ class Settings(BaseSettings):
     # Reports and email
     report_dir: Path = Path("var/reports")
     smtp_host: str = ""
-    smtp_port: int = 25
+    smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_user: str = ""
     smtp_password: SecretStr = Field(default=SecretStr(""), description="The SMTP login's password.")
     smtp_password_block: str = Field(
         default="", description="Name of a Prefect Secret block holding the SMTP password (instead of the value).")
     smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
-    smtp_timeout: float = 30.0
+    smtp_timeout: float = Field(default=30.0, gt=0)
     report_from: str = "enso-forecast@localhost"
     report_to: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -92,7 +118,7 @@ class Settings(BaseSettings):
     train_end: str = Field(default="1979-12", description="Last init month of the training period (YYYY-MM).")
     valid_end: str = Field(default="1989-12", description="Last month of the validation (selection) period.")
     retrain_after_months: int = Field(
-        default=12, description="The monthly run retrains when the champion is older than this many months.")
+        default=12, ge=1, description="The monthly run retrains when the champion is older than this many months.")
     retrain_timeout: float = Field(
         default=4 * 3600, gt=0,
         description="Seconds the monthly run waits for the `retrain` run it submitted to the GPU pool "
@@ -124,6 +150,98 @@ class Settings(BaseSettings):
     def _known_timezone(cls, value: str) -> str:
         """Reject a timezone the scheduler would not know at startup, rather than at deploy time."""
         return iana_timezone(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return database_url(value) if value else value
+
+    @field_validator("cobe_base_url", "index_url", "ersst_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return http_url(value)
+
+    @field_validator("ersst_file_template")
+    @classmethod
+    def _file_template(cls, value: str) -> str:
+        try:
+            name = value.format(year=2000, month=1)
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"not a file name template with {{year}} and {{month}} ({error})") from None
+        if "/" in name or name == value:
+            raise ValueError("expected one file name using {year} and {month}, e.g. ersst.v5.{year:04d}{month:02d}.nc")
+        return value
+
+    @field_validator("http_max_bytes", mode="before")
+    @classmethod
+    def _max_bytes(cls, value: object) -> object:
+        return max_bytes_per_kind(value) if isinstance(value, str) else value
+
+    @field_validator("http_max_bytes")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(DEFAULT_HTTP_MAX_BYTES))
+        if unknown:
+            raise ValueError(f"unknown file kind(s) {', '.join(unknown)}: the kinds are "
+                             f"{', '.join(DEFAULT_HTTP_MAX_BYTES)}")
+        if any(size <= 0 for size in value.values()):
+            raise ValueError("every size must be positive")
+        return {**DEFAULT_HTTP_MAX_BYTES, **value}
+
+    @field_validator("report_from")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        return email_address(value)
+
+    @field_validator("report_to", "alert_to")
+    @classmethod
+    def _recipients(cls, value: list[str]) -> list[str]:
+        bad = [address for address in value if not _is_email_address(address)]
+        if bad:
+            raise ValueError(f"not an e-mail address: {', '.join(repr(_shorten(a)) for a in bad)}")
+        return value
+
+    @field_validator("model_preset")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        names = model_preset_names()
+        if value not in names:
+            raise ValueError(f"unknown model preset {_shorten(value)!r}; choose one of {', '.join(names)}")
+        return value
+
+    @field_validator("train_end", "valid_end")
+    @classmethod
+    def _month(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value.strip()):
+            raise ValueError("expected a month as YYYY-MM, e.g. 1979-12")
+        return value.strip()
+
+    @field_validator("monthly_cron", "retrain_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return cron_expression(value)
+
+    @field_validator("smtp_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z0-9.\-:\[\]]+", value):
+            raise ValueError("expected a host name or address (no scheme, path or spaces), e.g. smtp.example.org")
+        return value
+
+    @model_validator(mode="after")
+    def _periods(self) -> "Settings":
+        """Relations between fields, once each field is valid on its own."""
+        problems = []
+        if not 1850 <= self.anomaly_base_start <= self.anomaly_base_end <= 2100:
+            problems.append(f"ENSO_ANOMALY_BASE_START/_END {self.anomaly_base_start}-{self.anomaly_base_end}: "
+                            "expected first year <= last year, within 1850-2100")
+        if self.train_end is not None and self.valid_end is not None and self.train_end >= self.valid_end:
+            problems.append(f"ENSO_TRAIN_END {self.train_end} must come before ENSO_VALID_END {self.valid_end}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("report_to", "alert_to", mode="before")
     @classmethod
@@ -165,6 +283,10 @@ class Settings(BaseSettings):
     def download_dir(self) -> Path:
         return self.data_dir / "downloads"
 
+    def max_bytes(self, kind: str) -> int:
+        """The size limit of one downloaded file of ``kind`` (``cobe``, ``ersst`` or ``index``)."""
+        return self.http_max_bytes.get(kind, DEFAULT_HTTP_MAX_BYTES[kind])
+
     def secret_values(self) -> list[str]:
         """Every password this configuration holds (for scrubbing text that leaves the process)."""
         found = [getattr(self, field).get_secret_value() for field in SECRET_BLOCK_FIELDS]
@@ -198,6 +320,170 @@ def iana_timezone(name: str) -> str:
     return name
 
 
+class SettingsError(ValueError):
+    """Some ``ENSO_*`` variables are invalid; the message lists every one of them and what is wrong."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid settings; fix these environment variables (or .env), then rerun:\n"
+                         + "\n".join(f"  {p}" for p in problems))
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment, with explicit overrides (for tests and flows)."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Settings from the environment, with explicit overrides (for tests and flows).
+
+    Raises :class:`SettingsError` listing every invalid variable at once.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise SettingsError(settings_problems(error)) from None
+
+
+def exit_on_invalid_settings() -> None:
+    """Exit with status 2 and the list of bad ``ENSO_*`` variables (no traceback) if the settings are invalid.
+
+    Called first by every entry point (the ``enso`` command, the flow modules a
+    Prefect worker runs), so a bad value stops everything at once, clearly.
+    """
+    try:
+        load_settings()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def settings_problems(error: ValidationError) -> list[str]:
+    """One line per invalid variable: ``ENSO_NAME='value': what is wrong`` (secrets never shown)."""
+    problems = []
+    for item in error.errors(include_url=False):
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if not item["loc"]:
+            problems.append(message)
+            continue
+        field = str(item["loc"][0])
+        variable = f"ENSO_{field.upper()}"
+        value = item.get("input")
+        if isinstance(value, (str, int, float)) and field not in SECRET_BLOCK_FIELDS:
+            shown = _redact_url(str(value)) if field == "database_url" else str(value)
+            variable += f"={_shorten(shown)!r}"
+        if len(item["loc"]) > 1:
+            variable += f" (item {item['loc'][1]})"
+        problems.append(f"{variable}: {message}")
+    return problems
+
+
+def database_url(value: str) -> str:
+    """``value`` if it is a database URL of a supported driver (SQLite or PostgreSQL with psycopg 3)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    example = "e.g. postgresql+psycopg://user@host:5432/enso or sqlite:///var/enso.sqlite"
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError(f"not a database URL ({example})") from None
+    except ValueError:
+        raise ValueError(f"the port is not a number; {example}") from None
+    if url.drivername not in DATABASE_DRIVERS:
+        raise ValueError(f"database driver {url.drivername!r} is not supported: use "
+                         f"postgresql+psycopg:// (PostgreSQL) or sqlite:/// ({example})")
+    if url.get_backend_name() == "postgresql" and not url.database:
+        raise ValueError(f"the URL names no database ({example})")
+    return value
+
+
+def http_url(value: str) -> str:
+    """``value`` if it is an http(s) URL with a host."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value.strip():
+        raise ValueError("expected an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 (a bad port raises here)
+    except ValueError as error:
+        raise ValueError(f"bad port in the URL ({error})") from None
+    return value.strip()
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KIB|MIB|GIB|K|M|G)?\s*", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "K": 2**10, "KIB": 2**10, "M": 2**20,
+          "MIB": 2**20, "G": 2**30, "GIB": 2**30}
+
+
+def byte_size(text: str) -> int:
+    """Bytes of ``4MiB``, ``500kB``, ``2000000``."""
+    match = _SIZE.fullmatch(text)
+    if not match:
+        raise ValueError(f"{_shorten(text)!r} is not a size (e.g. 4MiB, 500kB, 2000000)")
+    return int(float(match.group(1)) * _UNITS[(match.group(2) or "").upper()])
+
+
+def max_bytes_per_kind(text: str) -> dict[str, int]:
+    """``cobe=4MiB,index=2MiB`` (named kinds) or ``8MiB`` (every kind) as sizes per kind."""
+    text = text.strip()
+    if "=" not in text:
+        size = byte_size(text)
+        return {kind: size for kind in DEFAULT_HTTP_MAX_BYTES}
+    sizes = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, _, size = part.partition("=")
+        sizes[kind.strip().lower()] = byte_size(size)
+    return sizes
+
+
+_EMAIL = re.compile(r"[^@\s<>(),;:\"\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*")
+
+
+def _is_email_address(value: str) -> bool:
+    from email.utils import parseaddr
+
+    name, address = parseaddr(value)
+    return bool(address) and _EMAIL.fullmatch(address) is not None
+
+
+def email_address(value: str) -> str:
+    """``value`` if it is one address (``user@host`` or ``Name <user@host>``); the host may be ``localhost``."""
+    if not _is_email_address(value):
+        raise ValueError("not an e-mail address (expected user@host or 'Name <user@host>')")
+    return value
+
+
+def cron_expression(value: str) -> str:
+    """``value`` if it is a 5-field cron expression the scheduler accepts."""
+    from cronsim import CronSim, CronSimError
+
+    try:
+        CronSim(value, dt.datetime(2000, 1, 1))
+    except CronSimError as error:
+        raise ValueError(f"not a cron expression ({error}); e.g. '0 6 12 * *' = the 12th at 06:00") from None
+    if len(value.split()) != 5:
+        raise ValueError("expected 5 fields: minute hour day-of-month month day-of-week")
+    return value
+
+
+@cache
+def model_preset_names() -> tuple[str, ...]:
+    """Names of the model presets, read from ``enso/model/presets.py`` without importing torch.
+
+    (Importing ``enso.model.presets`` runs ``enso/model/__init__.py``, which imports
+    torch: seconds that every ``enso status`` would pay. The presets module itself
+    only defines dataclasses, so it is executed on its own, under a private name.)
+    """
+    path = Path(__file__).resolve().parent / "model" / "presets.py"
+    spec = importlib.util.spec_from_file_location("_enso_preset_names", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(spec.name, None)
+    return tuple(module.PRESETS)
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _redact_url(text: str) -> str:
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)

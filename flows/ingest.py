@@ -16,10 +16,13 @@ from prefect.runtime import flow_run
 
 from db.ingest import BackfillSummary, IngestResult, backfill, ingest_index, ingest_newest, ingest_sst_month
 from db.status import store_status
+from enso.config import exit_on_invalid_settings
 from enso.months import Month
 from db.migrate import open_store
 from flows.hooks import RUN_HOOKS
 from flows.settings import run_settings
+
+exit_on_invalid_settings()  # a worker loads this file by path (not as flows.ingest): check the settings here too
 
 
 def interactive() -> bool:

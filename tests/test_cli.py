@@ -48,6 +48,7 @@ def _grid_rows(url: str) -> tuple[int, int]:
     return n, distinct
 
 
+@pytest.mark.faults
 def test_backfill_killed_midway_then_rerun_completes_without_duplicates(store_url, mirror_root, tmp_path) -> None:
     with MirrorServer(mirror_root) as srv:
         env = _env(store_url, srv, tmp_path)

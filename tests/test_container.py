@@ -151,3 +151,12 @@ def test_the_gpu_image_pins_the_same_torch_from_an_index_the_check_reads() -> No
     assert pin.index_url == "https://pypi.org/simple" and pin.python == "3.11"
     with pytest.raises(ValueError, match="cuda variant"):
         check.gpu_torch_pin(DOCKERFILE.replace('"torch==${TORCH_VERSION}" ;;', '"torch" ;;'))
+
+
+@pytest.mark.faults
+def test_compose_publishes_the_unauthenticated_prefect_api_on_loopback_only() -> None:
+    for name, service in COMPOSE["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+    assert COMPOSE["services"]["prefect-server"]["ports"] == ["127.0.0.1:4200:4200"]
+    assert "PREFECT_SERVER_API_AUTH_STRING" in (REPO / "compose.yaml").read_text()

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from enso.config import Settings
+from enso.config import Settings, SettingsError, load_settings
 from enso.months import Month, month_chunks
 from reports.alert import FailureAlert, alert_subject, build_alert, first_lines, redact
 
@@ -36,6 +36,8 @@ def test_operational_settings_parse_and_validate(monkeypatch: pytest.MonkeyPatch
             Settings(**bad)
     with pytest.raises(ValidationError, match="ENSO_ALERT_TO is not a valid JSON list"):
         Settings(alert_to="[oops")
+    with pytest.raises(SettingsError, match="ENSO_ALERT_TO: not an e-mail address: 'on call'"):
+        load_settings(alert_to="ops@example.org, on call")
 
 
 def test_passwords_are_secret_strings_given_once() -> None:
