@@ -54,15 +54,15 @@ def test_a_failed_chunk_fails_the_hindcast_naming_it_and_keeps_the_others(
     monkeypatch.setenv("ENSO_DATABASE_URL", copy_store["url"])
     _forget_hindcasts(copy_store["url"])
     with opened_engine(copy_store["url"]) as engine, engine.begin() as conn:
-        conn.execute(text("DELETE FROM sst_grid WHERE month = '2011-03-01'"))  # an input of chunk 2010-01..2014-12
+        conn.execute(text("DELETE FROM sst_grid WHERE month = '2016-06-01'"))  # read by chunk 2015-01..2019-12 only
     with pytest.raises(RuntimeError) as failed:
         hindcast_flow(start=START, end=END, chunk_months=60)
     message = str(failed.value)
-    assert message.startswith("1 of 3 hindcast chunks failed") and "2011-03" in message
-    assert (f"rerun: prefect deployment run hindcast/hindcast -p start=2010-01 -p end=2014-12 "
+    assert message.startswith("1 of 3 hindcast chunks failed") and "2016-06" in message
+    assert (f"rerun: prefect deployment run hindcast/hindcast -p start=2015-01 -p end=2019-12 "
             f"-p model={copy_store['version']}") in message
     stored = sorted({str(m) for m in _hindcast_rows(copy_store["url"])["init_month"]})
-    assert stored[0] == "2005-01" and stored[-1] == "2019-12" and len(stored) == 120, "the other chunks are kept"
+    assert stored[0] == "2005-01" and stored[-1] == "2014-12" and len(stored) == 120, "the other chunks are kept"
 
 
 def _submitted(log: Path) -> set[str]:
