@@ -1,12 +1,17 @@
 # The ENSO forecasting system: the `enso` command, the flows, and (default command) a Prefect
 # process worker for the `cpu` pool.
 #   docker build -t enso-forecast:cpu .
-#   docker build --build-arg TORCH_VARIANT=cu126 -t enso-forecast:gpu .   # for the `gpu` pool
-# TORCH_VARIANT is `cpu` or a CUDA build the PyTorch index publishes for TORCH_VERSION.
+#   docker build --build-arg TORCH_VARIANT=cuda -t enso-forecast:gpu .   # for the `gpu` pool
+# TORCH_VARIANT `cpu`: torch's CPU build from the PyTorch index. `cuda`: PyPI's Linux wheel of the same
+# version, which is the CUDA build (2.13.0: CUDA 13.0, kernels for sm_75..sm_120; its CUDA runtime comes
+# as PyPI wheels, so the host needs only the NVIDIA driver >= 580 and the container toolkit).
+# `make check-gpu-torch` downloads that wheel (without installing it) and checks what it needs.
 FROM python:3.11-slim
 
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_VARIANT=cpu
+ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
+ARG TORCH_CUDA_INDEX=https://pypi.org/simple
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -26,8 +31,13 @@ RUN groupadd --system --gid 10001 enso \
 
 WORKDIR /app
 
-# torch first and from the PyTorch index: PyPI's Linux wheel is the multi-GB CUDA build.
-RUN pip install --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" "torch==${TORCH_VERSION}+${TORCH_VARIANT}"
+# torch first: the CPU image from the PyTorch index (PyPI's Linux wheel is the multi-GB CUDA build, which
+# the GPU image wants).
+RUN case "${TORCH_VARIANT}" in \
+      cpu)  pip install --index-url "${TORCH_CPU_INDEX}" "torch==${TORCH_VERSION}+cpu" ;; \
+      cuda) pip install --index-url "${TORCH_CUDA_INDEX}" "torch==${TORCH_VERSION}" ;; \
+      *)    echo "TORCH_VARIANT must be cpu or cuda, not ${TORCH_VARIANT}" >&2; exit 1 ;; \
+    esac
 
 # The dependencies at the tested versions, in a layer of their own (rebuilt only when they change).
 COPY pyproject.toml constraints.txt ./

@@ -9,7 +9,7 @@ export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PREFECT_HOME ?= $(CURDIR)/var/prefect
 
-.PHONY: venv demo test faults bench-ingest bench-train bench-skill clean
+.PHONY: venv demo test faults bench-ingest bench-train bench-skill check-gpu-torch clean
 
 venv: $(STAMP)
 
@@ -44,6 +44,10 @@ bench-train: $(STAMP)
 
 bench-skill: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_skill
+
+# downloads (never installs) the CUDA torch wheel the GPU image pins and says what a GPU host needs
+check-gpu-torch: $(STAMP)
+	$(BIN)/python docker/check_gpu_torch.py
 
 clean:
 	rm -rf var/ .pytest_cache

@@ -202,11 +202,10 @@ def forecast(engine: Engine, *, init_month: Month | None = None, version: str | 
     return ForecastResult(choice, init, frame, rows)
 
 
-def hindcast(engine: Engine, start: Month, end: Month, *, version: str | None = None, batch: int = 120,
-             flow_run_id: str | None = None, progress: bool = False) -> ForecastResult:
-    """Out-of-sample forecasts for every init month of start..end (kind 'hindcast').
+def hindcast_model(engine: Engine, start: Month, version: str | None = None) -> ModelChoice:
+    """The model a hindcast from ``start`` uses (``version``, else the champion, else the newest).
 
-    Refuses a model whose training or selection data reach into the range: those
+    Refuses a model whose training or selection data reach ``start``: its hindcasts
     would not be forecasts anyone could have made.
     """
     choice = registry.choose_model(engine, version)
@@ -214,6 +213,19 @@ def hindcast(engine: Engine, start: Month, end: Month, *, version: str | None = 
     if start <= info.valid_end:
         raise ValueError(f"model {info.version} was trained and selected on data up to {info.valid_end}: "
                          f"hindcasts from {start} would not be out of sample; start after {info.valid_end}")
+    return choice
+
+
+def hindcast(engine: Engine, start: Month, end: Month, *, version: str | None = None, batch: int = 120,
+             flow_run_id: str | None = None, progress: bool = False) -> ForecastResult:
+    """Out-of-sample forecasts for every init month of start..end (kind 'hindcast'), written in one transaction.
+
+    The model is :func:`hindcast_model`'s. Each init month's forecast depends on
+    that month's inputs only, so a long range may be cut into chunks run apart
+    (``flows.forecast.hindcast_flow``) with the same rows as one call.
+    """
+    choice = hindcast_model(engine, start, version)
+    info = choice.info
     model = registry.load_model(engine, info.version)
     inits = [start + i for i in range(end.months_since(start) + 1)]
     frames = []

@@ -183,3 +183,11 @@ class ConcurrentPromotion(RuntimeError):
         super().__init__(f"model {version} was not promoted: another model became the champion at the same "
                          f"time; see `enso models list` and rerun `enso models promote {version}` if it "
                          f"should still replace it")
+
+
+def trained_by(engine: Engine, flow_run_id: str) -> ModelInfo | None:
+    """The model registered by the Prefect flow run ``flow_run_id`` (the newest, if several), else None."""
+    with engine.connect() as conn:
+        row = conn.execute(select(*_INFO_COLUMNS).where(Model.flow_run_id == flow_run_id)
+                           .order_by(Model.created_at.desc()).limit(1)).first()
+    return _info(row) if row else None

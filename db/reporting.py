@@ -516,7 +516,8 @@ def email_report(engine: Engine, settings: Settings, init_month: Month, *, force
     try:
         delivery = send_message(message, SmtpSettings.from_settings(settings), retries=retries, backoff=backoff)
     except EmailDeliveryError as error:
-        reason = str(error).replace(settings.smtp_password, "***") if settings.smtp_password else str(error)
+        password = settings.smtp_password.get_secret_value()
+        reason = str(error).replace(password, "***") if password else str(error)
         _finish(engine, claim, status="failed", attempts=error.attempts, message=reason)
         raise EmailDeliveryError(f"report {init_month} was not emailed: {reason}", error.attempts) from None
     except BaseException:

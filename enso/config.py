@@ -19,15 +19,24 @@ import re
 import sys
 from functools import cache
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IndexFormat = Literal["cpc-monthly", "mcnoldy", "cpc-oni", "psl"]
 SstSource = Literal["cobe", "ersst"]
+#: What the monthly run does when the GPU pool cannot retrain (see ``retrain_fallback``).
+RetrainFallback = Literal["cpu", "wait", "fail"]
+
+#: Each password setting and the setting naming a Prefect Secret block that may hold it instead.
+#: The flows resolve the blocks (``flows.settings.run_settings``); this module knows no Prefect.
+SECRET_BLOCK_FIELDS: dict[str, str] = {
+    "smtp_password": "smtp_password_block",
+    "database_password": "database_password_block",
+}
 
 DEFAULT_COBE_BASE_URL = "https://ds.data.jma.go.jp/tcc/tcc/products/elnino/cobesst/gpvdata"
 DEFAULT_INDEX_URL = "https://www.cpc.ncep.noaa.gov/data/indices/ersst5.nino.mth.91-20.ascii"
@@ -48,8 +57,15 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default="",
+        repr=False,  # it may carry a password
         description="SQLAlchemy URL of the store; default: SQLite file var/enso.sqlite in the working directory.",
     )
+    database_password: SecretStr = Field(
+        default=SecretStr(""),
+        description="The store's password, put into ENSO_DATABASE_URL (which then carries none).",
+    )
+    database_password_block: str = Field(
+        default="", description="Name of a Prefect Secret block holding the store's password (instead of the value).")
     cobe_base_url: str = DEFAULT_COBE_BASE_URL
     index_url: str = DEFAULT_INDEX_URL
     index_format: IndexFormat = "cpc-monthly"
@@ -79,13 +95,20 @@ class Settings(BaseSettings):
     smtp_host: str = ""
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_user: str = ""
-    smtp_password: str = Field(default="", repr=False)
+    smtp_password: SecretStr = Field(default=SecretStr(""), description="The SMTP login's password.")
+    smtp_password_block: str = Field(
+        default="", description="Name of a Prefect Secret block holding the SMTP password (instead of the value).")
     smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
     smtp_timeout: float = Field(default=30.0, gt=0)
     report_from: str = "enso-forecast@localhost"
     report_to: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Report recipients: a JSON list or comma-separated addresses.",
+    )
+    alert_to: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Who is emailed when a flow run fails or crashes (once per run): a JSON list or "
+                    "comma-separated addresses; empty turns alerts off.",
     )
 
     # The model the monthly run trains when there is no champion (or retraining is due)
@@ -96,9 +119,23 @@ class Settings(BaseSettings):
     valid_end: str = Field(default="1989-12", description="Last month of the validation (selection) period.")
     retrain_after_months: int = Field(
         default=12, ge=1, description="The monthly run retrains when the champion is older than this many months.")
+    retrain_timeout: float = Field(
+        default=4 * 3600, gt=0,
+        description="Seconds the monthly run waits for the `retrain` run it submitted to the GPU pool "
+                    "(queued and running); then it cancels that run and falls back.")
+    retrain_fallback: RetrainFallback = Field(
+        default="cpu",
+        description="When the GPU pool cannot retrain (no worker online, timeout, the run failed): `cpu` trains "
+                    "ENSO_MODEL_PRESET in the monthly run itself, `wait` keeps the current model and says so, "
+                    "`fail` fails the monthly run.")
     monthly_retries: int = Field(
-        default=6, ge=0, description="How often a monthly run waiting for unpublished data retries before failing.")
-    monthly_retry_delay: int = Field(default=6 * 3600, ge=0, description="Seconds between those retries.")
+        default=6, ge=0,
+        description="How many later runs a monthly run waiting for unpublished data schedules before failing.")
+    monthly_retry_delay: int = Field(
+        default=6 * 3600, ge=0, description="Seconds from a run that found no data to the run it schedules.")
+    hindcast_chunk_months: int = Field(
+        default=120, ge=1,
+        description="Init months per hindcast chunk; longer hindcasts fan out into concurrent chunks.")
 
     # Schedules of the Prefect deployments (see deployments/deploy.py)
     monthly_cron: str = Field(
@@ -156,7 +193,7 @@ class Settings(BaseSettings):
     def _sender(cls, value: str) -> str:
         return email_address(value)
 
-    @field_validator("report_to")
+    @field_validator("report_to", "alert_to")
     @classmethod
     def _recipients(cls, value: list[str]) -> list[str]:
         bad = [address for address in value if not _is_email_address(address)]
@@ -206,9 +243,9 @@ class Settings(BaseSettings):
             raise ValueError("; ".join(problems))
         return self
 
-    @field_validator("report_to", mode="before")
+    @field_validator("report_to", "alert_to", mode="before")
     @classmethod
-    def _split_recipients(cls, value: object) -> object:
+    def _split_recipients(cls, value: object, info: ValidationInfo) -> object:
         """Accept ``["a@x", "b@y"]`` (JSON) or ``a@x, b@y`` from the environment, or a list."""
         if not isinstance(value, str):
             return value
@@ -217,13 +254,27 @@ class Settings(BaseSettings):
             try:
                 return json.loads(text)
             except json.JSONDecodeError as error:
-                raise ValueError(f"ENSO_REPORT_TO is not a valid JSON list: {error}") from None
+                raise ValueError(f"ENSO_{str(info.field_name).upper()} is not a valid JSON list: {error}") from None
         return [part.strip() for part in text.split(",") if part.strip()]
 
+    @model_validator(mode="after")
+    def _one_source_per_password(self) -> "Settings":
+        """A password comes from its setting or from a Prefect Secret block, not both; the URL carries none then."""
+        for field, block_field in SECRET_BLOCK_FIELDS.items():
+            if getattr(self, field).get_secret_value() and getattr(self, block_field):
+                raise ValueError(f"ENSO_{field.upper()} and ENSO_{block_field.upper()} are both set: "
+                                 "give the password one way")
+        if (self.database_password.get_secret_value() or self.database_password_block) and \
+                _url_password(self.database_url):
+            raise ValueError("ENSO_DATABASE_URL carries a password and ENSO_DATABASE_PASSWORD(_BLOCK) is set too: "
+                             "remove the password from the URL")
+        return self
+
     def resolved_database_url(self) -> str:
-        """The configured URL, or the embedded SQLite default under ``data_dir``."""
+        """The configured URL (with ``database_password`` put in), or the embedded SQLite default under ``data_dir``."""
         if self.database_url:
-            return self.database_url
+            password = self.database_password.get_secret_value()
+            return _with_password(self.database_url, password) if password else self.database_url
         path = (self.data_dir / "enso.sqlite").resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{path}"
@@ -235,6 +286,29 @@ class Settings(BaseSettings):
     def max_bytes(self, kind: str) -> int:
         """The size limit of one downloaded file of ``kind`` (``cobe``, ``ersst`` or ``index``)."""
         return self.http_max_bytes.get(kind, DEFAULT_HTTP_MAX_BYTES[kind])
+
+    def secret_values(self) -> list[str]:
+        """Every password this configuration holds (for scrubbing text that leaves the process)."""
+        found = [getattr(self, field).get_secret_value() for field in SECRET_BLOCK_FIELDS]
+        found.append(_url_password(self.database_url))
+        return [value for value in found if value]
+
+
+def _url_password(url: str) -> str:
+    """The password in a URL's ``user:password@`` part ('' if none)."""
+    netloc = urlsplit(url).netloc if "://" in url else ""
+    userinfo = netloc.rpartition("@")[0]
+    return unquote(userinfo.partition(":")[2]) if ":" in userinfo else ""
+
+
+def _with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` (URL-quoted) after its user name."""
+    parts = urlsplit(url)
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    if not userinfo:
+        raise ValueError("ENSO_DATABASE_PASSWORD is set but ENSO_DATABASE_URL names no user (user@host)")
+    netloc = f"{userinfo}:{quote(password, safe='')}@{hostport}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def iana_timezone(name: str) -> str:
@@ -290,7 +364,7 @@ def settings_problems(error: ValidationError) -> list[str]:
         field = str(item["loc"][0])
         variable = f"ENSO_{field.upper()}"
         value = item.get("input")
-        if isinstance(value, (str, int, float)) and field != "smtp_password":
+        if isinstance(value, (str, int, float)) and field not in SECRET_BLOCK_FIELDS:
             shown = _redact_url(str(value)) if field == "database_url" else str(value)
             variable += f"={_shorten(shown)!r}"
         if len(item["loc"]) > 1:

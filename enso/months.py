@@ -91,6 +91,14 @@ def month_range(start: Month | str, end: Month | str) -> list[Month]:
     return [Month(i) for i in range(a.ordinal, b.ordinal + 1)]
 
 
+def month_chunks(start: Month, end: Month, size: int) -> list[tuple[Month, Month]]:
+    """``start``..``end`` cut into consecutive ranges of at most ``size`` months (first, last), in order."""
+    if size < 1:
+        raise ValueError(f"a chunk must hold at least one month, got {size}")
+    firsts = range(start.ordinal, end.ordinal + 1, size)
+    return [(Month(a), Month(min(a + size - 1, end.ordinal))) for a in firsts]
+
+
 def iter_months(start: Month | str, end: Month | str) -> Iterator[Month]:
     a, b = Month.parse(start), Month.parse(end)
     return (Month(i) for i in range(a.ordinal, b.ordinal + 1))

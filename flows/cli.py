@@ -16,8 +16,9 @@ import sys
 from typing import Callable, Sequence
 
 from db.migrate import open_store
-from enso.config import Settings, load_settings
+from enso.config import Settings
 from enso.months import Month, last_complete_month
+from flows.settings import run_settings
 
 EX_TEMPFAIL = 75
 
@@ -362,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings()
+        settings = run_settings()
         func: Callable[[argparse.Namespace, Settings], int] = args.func
         return func(args, settings)
     except (StoreUnavailable, SourceError, LookupError, ValueError, RuntimeError) as exc:

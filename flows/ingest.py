@@ -7,16 +7,20 @@ Each flow wraps the same library functions the ``enso`` command calls
 from __future__ import annotations
 
 import sys
+from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
 
 from db.ingest import BackfillSummary, IngestResult, backfill, ingest_index, ingest_newest, ingest_sst_month
 from db.status import store_status
-from enso.config import exit_on_invalid_settings, load_settings
+from enso.config import exit_on_invalid_settings
 from enso.months import Month
 from db.migrate import open_store
+from flows.hooks import RUN_HOOKS
+from flows.settings import run_settings
 
 exit_on_invalid_settings()  # a worker loads this file by path (not as flows.ingest): check the settings here too
 
@@ -31,9 +35,18 @@ def current_run_id() -> str | None:
     return str(rid) if rid else None
 
 
+def current_deployment_id() -> UUID | None:
+    """The deployment the current flow run was created from; None in-process and for subflows run in-process.
+
+    (``prefect.runtime.deployment.get_id()`` answers the parent's deployment inside a subflow.)
+    """
+    context = FlowRunContext.get()
+    return context.flow_run.deployment_id if context and context.flow_run else None
+
+
 @task(retries=2, retry_delay_seconds=30)
 def ingest_sst_task(source: str, month: str | None) -> list[IngestResult]:
-    settings = load_settings()
+    settings = run_settings()
     engine = open_store(settings)
     if month:
         return [ingest_sst_month(engine, settings, source, Month.parse(month), run_id=current_run_id())]
@@ -42,14 +55,14 @@ def ingest_sst_task(source: str, month: str | None) -> list[IngestResult]:
 
 @task(retries=2, retry_delay_seconds=30)
 def ingest_index_task() -> IngestResult:
-    settings = load_settings()
+    settings = run_settings()
     return ingest_index(open_store(settings), settings, run_id=current_run_id())
 
 
-@flow(name="ingest", log_prints=True)
+@flow(name="ingest", log_prints=True, **RUN_HOOKS)
 def ingest_flow(month: str | None = None, source: str | None = None, index: bool = True) -> list[IngestResult]:
     """The newest available SST month (or ``month``) plus the whole index file (source: ENSO_SST_SOURCE)."""
-    results = ingest_sst_task(source or load_settings().sst_source, month)
+    results = ingest_sst_task(source or run_settings().sst_source, month)
     if index:
         results = [*results, ingest_index_task()]
     logger = get_run_logger()
@@ -58,11 +71,11 @@ def ingest_flow(month: str | None = None, source: str | None = None, index: bool
     return results
 
 
-@flow(name="backfill", log_prints=True)
+@flow(name="backfill", log_prints=True, **RUN_HOOKS)
 def backfill_flow(start: str, end: str, source: str | None = None, workers: int = 4, index: bool = True
                   ) -> BackfillSummary:
     """Every month of start..end (resumable: rerun after a failure to complete it)."""
-    settings = load_settings()
+    settings = run_settings()
     source = source or settings.sst_source
     engine = open_store(settings)
     summary = backfill(engine, settings, source, Month.parse(start), Month.parse(end), workers=workers,
@@ -80,10 +93,10 @@ def backfill_flow(start: str, end: str, source: str | None = None, workers: int 
     return summary
 
 
-@flow(name="status")
+@flow(name="status", **RUN_HOOKS)
 def status_flow() -> str:
     """What the store holds (also published as a markdown artifact)."""
-    settings = load_settings()
+    settings = run_settings()
     text = store_status(open_store(settings)).render()
     create_markdown_artifact(key="store-status", markdown="```\n" + text + "\n```")
     return text

@@ -1,16 +1,29 @@
 """The monthly flow: the whole month, by itself.
 
-ingest the init month's SST grid and the index -> retrain if there is no champion
+ingest the init month's SST grid and the index -> retrain if there is no model
 or it is due -> forecast leads 1-12 -> verify -> render the report -> email it.
 
-The init month defaults to the newest complete month at the scheduled time. When
-its SST file (or its index value) is not published yet, the ingest task raises
-:class:`DataNotPublishedYet` and waits in Prefect's AwaitingRetry state, retried
-``ENSO_MONTHLY_RETRIES`` times ``ENSO_MONTHLY_RETRY_DELAY`` seconds apart (only
-that condition is retried so; other failures fail the run at once, clearly). Months
-missing before the init month (an earlier outage) are backfilled first. Every step
-is idempotent, so a rerun replaces rather than duplicates, and a report is emailed
-once per init month unless ``force_email``.
+The init month defaults to the newest complete month at the scheduled time.
+
+**Late data, without a held worker.** When the init month's SST file (or its index
+value) is not published yet, the run does not sleep: it schedules a new run of its
+own deployment ``ENSO_MONTHLY_RETRY_DELAY`` seconds later, with the same parameters
+(the init month written out, so that the later run cannot drift to another month),
+and ends in the state ``AwaitingData`` (a Completed state: nothing failed, nothing
+was forecast; its message names the run it scheduled). The later runs are tagged
+``enso:data-wait=N``; the run that would schedule number ``ENSO_MONTHLY_RETRIES + 1``
+fails instead, and its failure alert goes out (:mod:`flows.alerts`). A run not
+started from a deployment cannot schedule itself, so it fails at once, saying to
+rerun when the data is out. Only that condition is treated so: other failures fail
+the run at once, clearly.
+
+**Retraining** runs on the GPU pool (:func:`flows.train.retrain_for_monthly`, with
+``ENSO_RETRAIN_FALLBACK`` when that pool cannot); a new model is then hindcast for
+the months after its validation period, so that the report can verify it.
+
+Months missing before the init month (an earlier outage) are backfilled first. Every
+step is idempotent, so a rerun replaces rather than duplicates, and a report is
+emailed once per init month unless ``force_email``.
 """
 
 from __future__ import annotations
@@ -19,25 +32,31 @@ import datetime as dt
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
+from prefect.states import Completed, State
 
 from db import registry, store
 from db.ingest import IngestResult, backfill, ingest_index, ingest_sst_month
 from db.migrate import open_store
 from db.reporting import email_report, render_and_store
 from db.verification import verify
-from enso.config import load_settings
 from enso.months import Month, last_complete_month
 from flows.forecast import forecast_artifact, forecast_task, hindcast_flow
-from flows.ingest import current_run_id
-from flows.train import retrain_flow
+from flows.hooks import RUN_HOOKS
+from flows.ingest import current_deployment_id, current_run_id
+from flows.settings import run_settings
+from flows.train import retrain_for_monthly
 
-_SETTINGS = load_settings()
+#: Name of the state a monthly run ends in when its data is not published yet (a Completed state).
+AWAITING_DATA = "AwaitingData"
+#: Tag prefix counting the later runs scheduled while waiting for data: ``enso:data-wait=2`` is the second.
+DATA_WAIT_TAG = "enso:data-wait="
 
 
 class DataNotPublishedYet(RuntimeError):
-    """The init month's data is not out yet: the run waits (retries later) instead of forecasting from stale data."""
+    """The init month's data is not out yet: the run waits (a later run) instead of forecasting from stale data."""
 
 
 def scheduled_init_month() -> Month:
@@ -51,25 +70,13 @@ def scheduled_init_month() -> Month:
 GAP_FILL_MONTHS = 24
 
 
-def _only_when_unpublished(task, task_run, state) -> bool:  # type: ignore[no-untyped-def]
-    """Prefect retry condition: wait and retry only while the data is not published yet."""
-    try:
-        state.result()
-    except DataNotPublishedYet:
-        return True
-    except Exception:
-        return False
-    return False
-
-
-@task(retries=_SETTINGS.monthly_retries, retry_delay_seconds=_SETTINGS.monthly_retry_delay,
-      retry_condition_fn=_only_when_unpublished)
+@task
 def ingest_month_task(init: Month) -> list[IngestResult]:
     """Gaps before the init month, the init month's SST grid and the whole index file.
 
-    Waits (DataNotPublishedYet) when the grid or the index lacks the init month.
+    Raises :class:`DataNotPublishedYet` when the grid or the index lacks the init month.
     """
-    settings = load_settings()
+    settings = run_settings()
     engine = open_store(settings)
     source = settings.sst_source
     have = set(store.stored_months(engine, source))
@@ -81,8 +88,7 @@ def ingest_month_task(init: Month) -> list[IngestResult]:
             raise RuntimeError(f"months before {init} are missing and could not be fetched:\n{filled.report()}")
     sst = ingest_sst_month(engine, settings, source, init, run_id=current_run_id())
     if sst.outcome == "not_published":
-        raise DataNotPublishedYet(f"{settings.sst_source} {init} is not published yet ({sst.url}); "
-                                  "the monthly run will retry later")
+        raise DataNotPublishedYet(f"{settings.sst_source} {init} is not published yet ({sst.url})")
     if not sst.ok:
         raise RuntimeError(f"the SST grid of {init} was {sst.outcome}: {sst.message}")
     index = ingest_index(engine, settings, run_id=current_run_id())
@@ -91,8 +97,7 @@ def ingest_month_task(init: Month) -> list[IngestResult]:
     anomaly = store.load_index(engine)["anomaly"]
     period = pd.Period(str(init), freq="M")
     if period not in anomaly.index or pd.isna(anomaly[period]):
-        raise DataNotPublishedYet(f"the Niño 3.4 index ({index.url}) has no value for {init} yet; "
-                                  "the monthly run will retry later")
+        raise DataNotPublishedYet(f"the Niño 3.4 index ({index.url}) has no value for {init} yet")
     return [sst, index]
 
 
@@ -105,7 +110,7 @@ def retraining_due() -> str | None:
     the run then forecasts with the newest model (and says so) instead of retraining
     every month.
     """
-    settings = load_settings()
+    settings = run_settings()
     models = registry.list_models(open_store(settings))
     if not models:
         return "no model in the registry yet"
@@ -118,47 +123,96 @@ def retraining_due() -> str | None:
 
 @task
 def verify_task() -> int:
-    settings = load_settings()
+    settings = run_settings()
     return verify(open_store(settings)).n_scores
 
 
 @task
 def report_task(init: Month) -> str:
-    settings = load_settings()
+    settings = run_settings()
     return str(render_and_store(open_store(settings), settings, init, flow_run_id=current_run_id()).path)
 
 
 @task  # one retry layer: send_message retries what failed before the server accepted the message
 def email_task(init: Month, force: bool) -> str:
-    settings = load_settings()
+    settings = run_settings()
     if not settings.report_to:
         return "not emailed: ENSO_REPORT_TO is empty"
     return str(email_report(open_store(settings), settings, init, force=force))
 
 
-@flow(name="monthly", log_prints=True)
-def monthly_flow(init_month: str | None = None, force_email: bool = False) -> dict[str, str]:
-    """One month: ingest -> (retrain) -> forecast -> verify -> report -> email."""
+def data_waits(tags: list[str]) -> int:
+    """How many later runs were scheduled before this one while waiting for the data (from its tag)."""
+    counts = [t[len(DATA_WAIT_TAG):] for t in tags if t.startswith(DATA_WAIT_TAG)]
+    return max((int(c) for c in counts if c.isdigit()), default=0)
+
+
+def await_data(init: Month, force_email: bool, missing: DataNotPublishedYet) -> State:
+    """Schedule a later run of this deployment for ``init`` and end this run ``AwaitingData``; fail past the limit."""
+    settings = run_settings()
+    waits = data_waits(flow_run.get_tags())
+    deployment_id = current_deployment_id()
+    if deployment_id is None:
+        raise DataNotPublishedYet(f"{missing}. This run was not started from a deployment, so it cannot schedule "
+                                  f"itself: run it again once {init} is published")
+    if waits >= settings.monthly_retries:
+        raise DataNotPublishedYet(f"{missing}, after {waits + 1} monthly run(s) for {init} "
+                                  f"{settings.monthly_retry_delay} s apart (ENSO_MONTHLY_RETRIES="
+                                  f"{settings.monthly_retries}): giving up. Check the provider, then rerun the "
+                                  "monthly deployment for this init month")
+    when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=settings.monthly_retry_delay)
+    tags = [t for t in flow_run.get_tags() if not t.startswith(DATA_WAIT_TAG)] + [f"{DATA_WAIT_TAG}{waits + 1}"]
+    later = run_deployment(deployment_id, parameters={"init_month": str(init), "force_email": force_email},
+                           scheduled_time=when, timeout=0, as_subflow=False, tags=tags,
+                           idempotency_key=f"{current_run_id()}-awaiting-data")
+    message = (f"{missing}; scheduled monthly run {later.name} ({later.id}) for {when:%Y-%m-%d %H:%M} UTC, "
+               f"retry {waits + 1} of {settings.monthly_retries}")
+    get_run_logger().warning(message)
+    return Completed(name=AWAITING_DATA, message=message)
+
+
+def hindcast_for_verification(version: str, init: Month) -> str:
+    """Hindcast a new model over the months after its validation period up to the init month, for the report."""
+    info = registry.model_info(open_store(run_settings()), version)
+    start, end = info.valid_end + 1, init - 1
+    if end < start:
+        return f"no hindcast: {version} was validated up to {info.valid_end}"
+    summary = hindcast_flow(start=str(start), end=str(end), model=version)
+    return f"{summary.rows} hindcast rows {start}..{end}"
+
+
+@flow(name="monthly", log_prints=True, **RUN_HOOKS)
+def monthly_flow(init_month: str | None = None, force_email: bool = False) -> dict[str, str] | State:
+    """One month: ingest -> (retrain) -> forecast -> verify -> report -> email; ``AwaitingData`` if not out yet."""
     logger = get_run_logger()
     init = Month.parse(init_month) if init_month else scheduled_init_month()
     logger.info("monthly run for init month %s", init)
-    ingest_month_task(init)
-    why = retraining_due()
-    if why:
-        logger.info("training first: %s", why)
-        settings = load_settings()
-        trained = retrain_flow()
-        hindcast_flow(start=str(Month.parse(settings.valid_end) + 1), end=str(init - 1), model=trained.version)
+    try:
+        ingest_month_task(init)
+    except DataNotPublishedYet as missing:
+        return await_data(init, force_email, missing)
+    retrained = "not due"
+    if why := retraining_due():
+        logger.info("retraining first: %s", why)
+        retraining = retrain_for_monthly(why)
+        retrained = retraining.summary
+        if retraining.version:
+            retrained += "; " + hindcast_for_verification(retraining.version, init)
     result = forecast_task(str(init), None)
     forecast_artifact(result)
     n_scores = verify_task()
     report_path = report_task(init)
     emailed = email_task(init, force_email)
-    summary = {"init_month": str(init), "model": result.choice.info.version, "model_choice": result.choice.reason,
-               "forecast_rows": str(result.rows), "scores": str(n_scores), "report": report_path,
-               "email": emailed}
+    summary = {"init_month": str(init), "retraining": retrained, "model": result.choice.info.version,
+               "model_choice": result.choice.reason, "forecast_rows": str(result.rows), "scores": str(n_scores),
+               "report": report_path, "email": emailed}
     create_table_artifact(key="monthly-summary", table=[{"item": k, "value": v} for k, v in summary.items()],
                           description=f"monthly run {init}")
-    create_link_artifact(key="monthly-report", link=f"file://{report_path}", link_text=f"ENSO report {init}")
+    create_markdown_artifact(
+        key="monthly-report",
+        markdown=f"ENSO report **{init}** is stored in the store's `report` table and was written to "
+                 f"`{report_path}` on the worker that ran this flow. Anywhere the store is reachable: "
+                 f"`enso report --init {init} --out enso-report-{init}.html`.",
+        description=f"ENSO report {init}")
     print("\n".join(f"{k}: {v}" for k, v in summary.items()))
     return summary

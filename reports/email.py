@@ -60,7 +60,7 @@ class SmtpSettings:
     def from_settings(cls, settings: Settings) -> "SmtpSettings":
         """From ``ENSO_SMTP_HOST``, ``_PORT``, ``_USER``, ``_PASSWORD``, ``_SECURITY``, ``_TIMEOUT``."""
         return cls(host=settings.smtp_host, port=settings.smtp_port, user=settings.smtp_user,
-                   password=settings.smtp_password, security=settings.smtp_security,
+                   password=settings.smtp_password.get_secret_value(), security=settings.smtp_security,
                    timeout=settings.smtp_timeout)
 
     @property

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -195,3 +196,43 @@ def copy_store(trained_store: dict, tmp_path: Path) -> dict:
     return {**trained_store, "path": path, "url": url,
             "settings": trained_store["settings"].model_copy(update={"database_url": url,
                                                                      "report_dir": tmp_path / "reports"})}
+
+
+def worker_env(api_url: str, home: Path, enso: dict[str, str]) -> dict[str, str]:
+    """The environment of a process worker (and so of its flow runs): this one without PREFECT_*/ENSO_*, the
+    server's API URL, its own PREFECT_HOME, analytics off, a 2-second poll, and the given ENSO_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "ENSO_"))}
+    env.update({"PREFECT_API_URL": api_url, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "DO_NOT_TRACK": "1", "PREFECT_WORKER_QUERY_SECONDS": "2", **enso})
+    return env
+
+
+@contextmanager
+def process_worker(pool: str, env: dict[str, str], log: Path, *, name: str | None = None,
+                   limit: int | None = None) -> Iterator[subprocess.Popen]:
+    """``prefect worker start --pool POOL --type process`` (stderr to ``log``) until the block ends; it is online
+    (its pool lists it) when the block starts."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process",
+               "--install-policy", "never"]
+    name = name or f"{pool}-{os.getpid()}-{time.monotonic_ns()}"
+    command += ["--name", name] + (["--limit", str(limit)] if limit else [])
+    with open(log, "ab") as stream:
+        proc = subprocess.Popen(command, env=env, cwd=log.parent, stdout=subprocess.DEVNULL, stderr=stream,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
+            with get_client(sync_client=True) as client:
+                while not any(w.name == name for w in client.read_workers_for_work_pool(
+                        pool, worker_filter=WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"])))):
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"worker {name} on pool {pool} is not online; its log ({log}):\n"
+                                           + log.read_text(errors="replace")[-4000:])
+                    time.sleep(1)
+        yield proc
+    finally:
+        _stop_process_group(proc)

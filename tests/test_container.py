@@ -132,10 +132,25 @@ def test_compose_mounts_builds_and_settings() -> None:
     for name in (v for s in services.values() for v in s.get("environment", {}) if v.startswith("ENSO_")):
         assert name in settings, f"compose sets {name}, which is no setting"
     gpu = services["gpu-worker"]
-    assert gpu["build"]["args"]["TORCH_VARIANT"] != "cpu"
+    assert gpu["build"]["args"]["TORCH_VARIANT"] == "cuda"
     assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     assert "--pool" in gpu["command"] and gpu["command"][gpu["command"].index("--pool") + 1] == "gpu"
     assert "asyncpg" in services["prefect-server"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"]
+
+
+def test_the_gpu_image_pins_the_same_torch_from_an_index_the_check_reads() -> None:
+    """``make check-gpu-torch`` downloads what the Dockerfile's cuda variant installs: the same pin, read alike."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("check_gpu_torch", REPO / "docker" / "check_gpu_torch.py")
+    check = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = check  # its dataclasses look their module up
+    spec.loader.exec_module(check)
+    pin = check.gpu_torch_pin(DOCKERFILE)
+    assert pin.requirement == f"torch{DEPENDENCIES['torch'].specifier}"
+    assert pin.index_url == "https://pypi.org/simple" and pin.python == "3.11"
+    with pytest.raises(ValueError, match="cuda variant"):
+        check.gpu_torch_pin(DOCKERFILE.replace('"torch==${TORCH_VERSION}" ;;', '"torch" ;;'))
 
 
 @pytest.mark.faults

@@ -35,7 +35,7 @@ EXPECTED = {
     "monthly": ("cpu", {"init_month", "force_email"}),
     "backfill": ("cpu", {"start", "end", "source", "workers", "index"}),
     "retrain": ("gpu", {"preset", "train_end", "valid_end", "device"}),
-    "hindcast": ("cpu", {"start", "end", "model"}),
+    "hindcast": ("cpu", {"start", "end", "model", "chunk_months"}),
 }
 
 

@@ -179,19 +179,25 @@ def trailing_climatology(values: np.ndarray, years: int, min_years: int) -> np.n
 
     ``values`` has a gap-free monthly first axis (NaN = missing). Missing values
     are skipped; where fewer than ``min_years`` values remain the result is NaN.
+
+    Every window is summed on its own, oldest year first, so a row's mean does not
+    depend on where ``values`` starts: forecasts of an init month are the same to the
+    last bit whatever range they were computed in (a hindcast cut into chunks equals
+    one piece). A running sum would carry the rounding of every earlier row.
     """
     out = np.full(values.shape, np.nan, dtype=np.float64)
     for phase in range(min(12, values.shape[0])):
         series = values[phase::12].astype(np.float64)
         valid = ~np.isnan(series)
-        zero = np.zeros((1,) + series.shape[1:])
-        total = np.concatenate([zero, np.cumsum(np.where(valid, series, 0.0), axis=0)])
-        count = np.concatenate([zero, np.cumsum(valid, axis=0)])
-        end = np.arange(1, series.shape[0] + 1)
-        start = np.maximum(end - years, 0)
-        n = count[end] - count[start]
+        filled = np.where(valid, series, 0.0)
+        rows = series.shape[0]
+        total = np.zeros(series.shape, dtype=np.float64)
+        n = np.zeros(series.shape, dtype=np.int64)
+        for lag in range(min(years, rows) - 1, -1, -1):
+            total[lag:] += filled[:rows - lag]
+            n[lag:] += valid[:rows - lag]
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[phase::12] = np.where(n >= min_years, (total[end] - total[start]) / n, np.nan)
+            out[phase::12] = np.where(n >= min_years, total / n, np.nan)
     return out
 
 

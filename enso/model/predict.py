@@ -63,7 +63,11 @@ class CaseForecasts:
 @torch.no_grad()
 def forecast_cases(model: TrainedModel, data: ModelData, samples: Samples, device: torch.device,
                    batch_size: int = 64) -> CaseForecasts:
-    """Run every ensemble member over the samples and average; convert to °C and anomalies."""
+    """Run every ensemble member over the samples and average; convert to °C and anomalies.
+
+    Each case is computed alike whatever other cases it is batched with (batches are
+    padded to ``batch_size``), so its forecast does not depend on the range asked for.
+    """
     preset, stats = model.preset, model.statistics
     field = encode_field(preset, data, stats)
     tensors = SampleTensors(preset, field, stats, data, samples, device)
@@ -76,18 +80,22 @@ def forecast_cases(model: TrainedModel, data: ModelData, samples: Samples, devic
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     for start in range(0, n, batch_size):
         rows = slice(start, min(start + batch_size, n))
-        idx = torch.arange(rows.start, rows.stop, device=device)
+        # Every batch has the full size (a short one padded with its last case, dropped after): the CPU
+        # kernels differ for small batches, so a case's forecast would depend on the batch it fell in,
+        # and a hindcast cut into chunks would not equal one piece. Costs at most one batch per call.
+        idx = torch.arange(rows.start, rows.start + batch_size, device=device).clamp(max=n - 1)
+        count = rows.stop - rows.start
         x = tensors.inputs(idx)
         for net in networks:
             with autocast:
                 if keydana:
                     index_values, head_probabilities, lead1_grid = _keydana_rollout(net, x, tensors.land, n_leads)
-                    value[rows] += index_values
-                    probabilities[rows] += head_probabilities  # type: ignore[index]
-                    grid[rows] += lead1_grid  # type: ignore[index]
+                    value[rows] += index_values[:count]
+                    probabilities[rows] += head_probabilities[:count]  # type: ignore[index]
+                    grid[rows] += lead1_grid[:count]  # type: ignore[index]
                 else:
                     pred = net(x, tensors.persistence[idx], tensors.init_calendar[idx])
-                    value[rows] += pred.float().cpu().numpy()
+                    value[rows] += pred.float().cpu().numpy()[:count]
     members = len(networks)
     nino34 = value / members * samples.target_scale + samples.target_offset
     target_months = [[data.month(r) + lead for lead in FORECAST_LEADS] for r in samples.init_rows]
