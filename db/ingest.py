@@ -84,7 +84,13 @@ def ingest_sst_month(engine: Engine, settings: Settings, source: str, month: Mon
     month = Month.parse(month)
     spec = sst_source(source)
     url = spec.url(month, settings)
+    version = spec.product_version(settings)
     result: IngestResult
+    mixed = _version_mismatch(engine, source, version)
+    if mixed:
+        result = IngestResult(source, month, "rejected", mixed, url)
+        _log(engine, result, run_id)
+        return result
     with tempfile.TemporaryDirectory(prefix=f"{source}-{month}-", dir=_download_root(settings)) as tmp:
         try:
             fetched = _fetch(url, settings, month, Path(tmp))
@@ -93,10 +99,41 @@ def ingest_sst_month(engine: Engine, settings: Settings, source: str, month: Mon
         except DownloadFailed as exc:
             result = IngestResult(source, month, "failed", str(exc), url)
         else:
-            result = _store_month(engine, spec.decode, source, month, fetched, run_id)
+            def decode(path: Path, month: Month):  # type: ignore[no-untyped-def]
+                return spec.decode(path, month, settings)
+
+            result = _store_month(engine, decode, source, month, fetched, run_id, version)
             return result
     _log(engine, result, run_id)
     return result
+
+
+class ProductVersionMismatch(ValueError):
+    """The store holds grids of another product version of this source: versions are never mixed."""
+
+
+def _version_mismatch(engine: Engine, source: str, version: str) -> str | None:
+    """Why grids of ``version`` must not join the store (it holds another version of ``source``), or None."""
+    try:
+        with engine.connect() as conn:
+            others = store.product_versions(conn, source, besides=version)
+    except OperationalError as exc:
+        raise _store_unavailable(engine, f"{source} ({version})", exc) from exc
+    if not others:
+        return None
+    held = "; ".join(f"{n} months of {v!r} ({a}..{b})" for v, (a, b, n) in others.items())
+    return (f"the store holds {source} grids of another product version ({held}), and these settings fetch "
+            f"{version!r}: versions are never mixed (training, climatologies and maps would splice them). "
+            f"To switch, re-backfill under the new version: `enso db drop-grids --source {source} --yes`, then "
+            f"`enso backfill --source {source} --start ... --end ...` and `enso train`; or keep the old version "
+            "by setting the source's version back (README, 'Switching a product version')")
+
+
+def check_product_version(engine: Engine, settings: Settings, source: str) -> None:
+    """Raise :class:`ProductVersionMismatch` when the store holds another version of ``source`` than configured."""
+    problem = _version_mismatch(engine, source, sst_source(source).product_version(settings))
+    if problem:
+        raise ProductVersionMismatch(problem)
 
 
 def _download_root(settings: Settings) -> Path:
@@ -114,7 +151,7 @@ def _log(engine: Engine, result: IngestResult, run_id: str | None) -> None:
 
 
 def _store_month(engine: Engine, decode: Callable, source: str, month: Month, fetched: Downloaded,
-                 run_id: str | None) -> IngestResult:
+                 run_id: str | None, product_version: str) -> IngestResult:
     url, sha = fetched.url, fetched.sha256
     try:
         with engine.begin() as conn:
@@ -127,7 +164,7 @@ def _store_month(engine: Engine, decode: Callable, source: str, month: Month, fe
                 except InvalidFile as exc:
                     result = IngestResult(source, month, "rejected", str(exc), url, sha)
                 else:
-                    result = _write_grid(conn, source, grid, version, fetched)
+                    result = _write_grid(conn, source, grid, version, fetched, product_version)
             store.log_ingest(conn, source=source, month=month, outcome=result.outcome, message=result.message,
                              url=url, sha256=sha, run_id=run_id)
     except OperationalError as exc:
@@ -135,11 +172,12 @@ def _store_month(engine: Engine, decode: Callable, source: str, month: Month, fe
     return result
 
 
-def _write_grid(conn, source: str, grid, version, fetched: Downloaded) -> IngestResult:  # type: ignore[no-untyped-def]
+def _write_grid(conn, source: str, grid, version, fetched: Downloaded,  # type: ignore[no-untyped-def]
+                product_version: str) -> IngestResult:
     kw = dict(source_url=fetched.url, sha256=fetched.sha256, file_size=fetched.size)
     month = grid.month
     if version is None:
-        if store.insert_grid(conn, source, grid, **kw):
+        if store.insert_grid(conn, source, grid, product_version=product_version, **kw):
             return IngestResult(source, month, "stored", "", fetched.url, fetched.sha256)
         version = store.grid_version(conn, source, month)  # stored meanwhile by a concurrent ingest
         if version is not None and version.sha256 == fetched.sha256:
@@ -293,7 +331,7 @@ def backfill(engine: Engine, settings: Settings, source: str, start: Month | str
     start, end = Month.parse(start), Month.parse(end)
     if end < start:
         raise ValueError(f"backfill end {end} is before start {start}")
-    sst_source(source)
+    check_product_version(engine, settings, source)
     months = month_range(start, end)
     summary = BackfillSummary(source, start, end)
     t0 = time.perf_counter()

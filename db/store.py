@@ -14,7 +14,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 import xarray as xr
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from db import codec
@@ -66,13 +66,38 @@ def _grid_columns(grid: SSTGrid, *, source_url: str, sha256: str, file_size: int
     )
 
 
+def product_versions(conn: Connection, source: str, *, besides: str | None = None
+                     ) -> dict[str, tuple[Month, Month, int]]:
+    """The product versions of ``source`` in the store (all, or all but ``besides``): first, last month, count.
+
+    Ingest asks before every month whether another version is held, so the common
+    answer (none) costs two seeks of the (source, product_version) index, not a scan.
+    """
+    where = [SstGrid.source == source]
+    if besides is not None:
+        where.append(or_(SstGrid.product_version < besides, SstGrid.product_version > besides))
+        if conn.execute(select(SstGrid.id).where(*where).limit(1)).first() is None:
+            return {}
+    rows = conn.execute(
+        select(SstGrid.product_version, func.min(SstGrid.month), func.max(SstGrid.month), func.count())
+        .where(*where).group_by(SstGrid.product_version)
+    ).all()
+    return {r[0]: (date_month(r[1]), date_month(r[2]), r[3]) for r in rows}
+
+
+def delete_grids(conn: Connection, source: str) -> int:
+    """Delete every stored grid of ``source`` (to re-backfill it under a new product version); returns how many."""
+    return conn.execute(delete(SstGrid).where(SstGrid.source == source)).rowcount
+
+
 def insert_grid(conn: Connection, source: str, grid: SSTGrid, *, source_url: str, sha256: str,
-                file_size: int) -> bool:
+                file_size: int, product_version: str) -> bool:
     """Insert a month's grid unless one exists; True if this call stored it (race-safe)."""
     now = utcnow()
     stmt = (
         dialect_insert(conn, SstGrid)
         .values(source=source, month=month_date(grid.month), revision=1, first_stored_at=now, updated_at=now,
+                product_version=product_version,
                 **_grid_columns(grid, source_url=source_url, sha256=sha256, file_size=file_size))
         .on_conflict_do_nothing(index_elements=["source", "month"])
         .returning(SstGrid.id)

@@ -14,12 +14,14 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-IndexFormat = Literal["cpc-monthly", "mcnoldy", "cpc-oni", "psl"]
+IndexFormat = Literal["cpc-detrend-sst", "cpc-detrend", "cpc-monthly", "mcnoldy", "cpc-oni", "psl"]
 SstSource = Literal["cobe", "ersst"]
 
 DEFAULT_COBE_BASE_URL = "https://ds.data.jma.go.jp/tcc/tcc/products/elnino/cobesst/gpvdata"
-DEFAULT_INDEX_URL = "https://www.cpc.ncep.noaa.gov/data/indices/ersst5.nino.mth.91-20.ascii"
-DEFAULT_ERSST_BASE_URL = "https://www.ncei.noaa.gov/pub/data/cmb/ersst/v5/netcdf"
+#: CPC's ERSSTv6-based monthly Niño 3.4 since August 2026 (``YR MON TOTAL ClimAdjust ANOM``).
+DEFAULT_INDEX_URL = "https://www.cpc.ncep.noaa.gov/data/indices/detrend.nino34.ascii.txt"
+#: The ERSSTv5 file CPC stopped updating in 2026 (still selectable with ENSO_INDEX_FORMAT=cpc-monthly).
+ERSST5_INDEX_URL = "https://www.cpc.ncep.noaa.gov/data/indices/ersst5.nino.mth.91-20.ascii"
 
 
 class Settings(BaseSettings):
@@ -33,16 +35,29 @@ class Settings(BaseSettings):
     )
     cobe_base_url: str = DEFAULT_COBE_BASE_URL
     index_url: str = DEFAULT_INDEX_URL
-    index_format: IndexFormat = "cpc-monthly"
-    ersst_base_url: str = DEFAULT_ERSST_BASE_URL
-    ersst_file_template: str = Field(
-        default="ersst.v5.{year:04d}{month:02d}.nc",
-        description="File name of one ERSST month below ENSO_ERSST_BASE_URL (v6: change here).",
+    index_format: IndexFormat = Field(
+        default="cpc-detrend-sst",
+        description="Layout of ENSO_INDEX_URL; cpc-detrend-sst reads TOTAL and computes fixed-base anomalies.",
     )
+    ersst_version: str = Field(default="v6", description="ERSST version (v5 files were discontinued in 2026).")
+    ersst_base_url: str = Field(
+        default="", description="Folder of the ERSST monthly files; empty: NCEI's folder of ENSO_ERSST_VERSION.")
+    ersst_file_template: str = Field(
+        default="ersst.{version}.{year:04d}{month:02d}.nc",
+        description="File name of one ERSST month below the base URL ({version}, {year}, {month} filled in).",
+    )
+    ersst_variable: str = Field(default="sst", description="Name of the SST variable in an ERSST file.")
+    ersst_time_name: str = "time"
+    ersst_lat_name: str = "lat"
+    ersst_lon_name: str = "lon"
     http_timeout: float = Field(default=60.0, description="Seconds for connect and for each read.")
     http_retries: int = Field(default=4, description="Retries after the first try, with exponential backoff.")
     http_backoff: float = Field(default=1.0, description="First backoff in seconds (doubles each retry).")
     sst_source: SstSource = "cobe"
+    # The day of the next month by which each provider has usually published a month (enso.publication)
+    index_publication_day: int = Field(default=8, ge=1, le=28, description="CPC: by the 5th-8th.")
+    cobe_publication_day: int = Field(default=10, ge=1, le=28, description="JMA COBE-SST: about the 10th (inferred).")
+    ersst_publication_day: int = Field(default=7, ge=1, le=28, description="NCEI ERSST: early in the month.")
     data_dir: Path = Field(default=Path("var"), description="Working files: downloads, models, reports.")
     anomaly_base_start: int = 1991
     anomaly_base_end: int = 2020

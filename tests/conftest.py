@@ -172,7 +172,7 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> dict:
     engine = make_engine(url)
     with MirrorServer(root / "mirror") as srv:
         settings = Settings(database_url=url, cobe_base_url=srv.cobe_base_url, index_url=srv.index_url,
-                            data_dir=root / "var", report_dir=root / "reports")
+                            index_format="cpc-monthly", data_dir=root / "var", report_dir=root / "reports")
         backfill(engine, settings, "cobe", Month.of(1961, 1), Month.of(2020, 6), workers=2, progress=False)
         assert ingest_index(engine, settings).ok
     training = train_and_register(engine, settings, "tiny", train_end=Month.of(1994, 12),

@@ -56,7 +56,7 @@ def test_monthly_deployment_runs_on_a_worker_and_a_rerun_duplicates_nothing(
     try:
         with MirrorServer(trained_store["mirror_root"]) as srv:
             settings = Settings(database_url=pg_url, cobe_base_url=srv.cobe_base_url, index_url=srv.index_url,
-                                data_dir=tmp_path / "var")
+                                index_format="cpc-monthly", data_dir=tmp_path / "var")
             backfill(engine, settings, "cobe", Month.of(1961, 1), INIT - 1, workers=3, progress=False)
             ingest_index(engine, settings)
             env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "ENSO_"))}
@@ -64,8 +64,9 @@ def test_monthly_deployment_runs_on_a_worker_and_a_rerun_duplicates_nothing(
                 "PREFECT_API_URL": prefect_server, "PREFECT_HOME": str(tmp_path / "worker-home"),
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
                 "ENSO_DATABASE_URL": pg_url, "ENSO_COBE_BASE_URL": srv.cobe_base_url,
-                "ENSO_INDEX_URL": srv.index_url, "ENSO_DATA_DIR": str(tmp_path / "var"),
-                "ENSO_REPORT_DIR": str(tmp_path / "reports"), "ENSO_MODEL_PRESET": "tiny",
+                "ENSO_INDEX_URL": srv.index_url, "ENSO_INDEX_FORMAT": "cpc-monthly",
+                "ENSO_DATA_DIR": str(tmp_path / "var"), "ENSO_REPORT_DIR": str(tmp_path / "reports"),
+                "ENSO_MODEL_PRESET": "tiny",
                 "ENSO_TRAIN_END": "1994-12", "ENSO_VALID_END": "2004-12",
                 "ENSO_SMTP_HOST": "127.0.0.1", "ENSO_SMTP_PORT": str(smtp.port),
                 "ENSO_SMTP_SECURITY": "none", "ENSO_REPORT_TO": "ops@example.org,risk@example.org",

@@ -22,7 +22,8 @@ def flow_env(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefe
     write_mirror(root, Month.of(1991, 1), Month.of(2020, 6), seed=5)
     with MirrorServer(root) as srv:
         for key, value in {"ENSO_DATABASE_URL": pg_url, "ENSO_COBE_BASE_URL": srv.cobe_base_url,
-                           "ENSO_INDEX_URL": srv.index_url, "ENSO_DATA_DIR": str(tmp_path / "var"),
+                           "ENSO_INDEX_URL": srv.index_url, "ENSO_INDEX_FORMAT": "cpc-monthly",
+                           "ENSO_DATA_DIR": str(tmp_path / "var"),
                            "ENSO_HTTP_RETRIES": "1", "ENSO_HTTP_BACKOFF": "0.01"}.items():
             monkeypatch.setenv(key, value)
         yield engine, srv

@@ -17,7 +17,8 @@ INIT = Month.of(2020, 6)
 def monthly_settings(copy_store: dict, monkeypatch: pytest.MonkeyPatch):
     with MirrorServer(copy_store["mirror_root"]) as srv:
         env = {"ENSO_DATABASE_URL": copy_store["url"], "ENSO_COBE_BASE_URL": srv.cobe_base_url,
-               "ENSO_INDEX_URL": srv.index_url, "ENSO_DATA_DIR": str(copy_store["settings"].data_dir),
+               "ENSO_INDEX_URL": srv.index_url, "ENSO_INDEX_FORMAT": "cpc-monthly",
+               "ENSO_DATA_DIR": str(copy_store["settings"].data_dir),
                "ENSO_HTTP_RETRIES": "0"}
         for key, value in env.items():
             monkeypatch.setenv(key, value)
