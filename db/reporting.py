@@ -62,6 +62,7 @@ from db.schema import (
     SstGrid,
     utcnow,
 )
+from db.status import input_freshness
 from db.verification import (
     IndexBaselines,
     climatology_years,
@@ -84,6 +85,7 @@ from reports.data import (
     ReportData,
     SourceCutoff,
     SstMap,
+    StaleInput,
     Verification,
     report_file_name,
 )
@@ -340,7 +342,15 @@ def assemble_report(engine: Engine, settings: Settings, init_month: Month | None
         observed_map=observed_map,
         predicted_map=_predicted_map(engine, info, init),
         verification=verification, outcomes=_outcomes(engine, init, info.version),
+        stale_inputs=stale_inputs(engine, settings, info.sst_source, issued_at),
     )
+
+
+def stale_inputs(engine: Engine, settings: Settings, source: str,
+                 now: dt.datetime | None = None) -> tuple[StaleInput, ...]:
+    """The report's banner: the model's SST source and the index file where stale at ``now``."""
+    return tuple(StaleInput(f.name, f.newest, f.due, f.url, f.advice)
+                 for f in input_freshness(engine, settings, now, sources=(source,)) if f.stale)
 
 
 # --------------------------------------------------------------------------- rendering and storing

@@ -1,14 +1,32 @@
-"""What the store holds: months per source, gaps, the index vintage, recent ingest outcomes."""
+"""What the store holds (months per source, gaps, the index vintage, recent ingest outcomes), and whether
+each input is current, late or stale: the stale-input alarm.
+
+The alarm (:func:`input_freshness`) compares the newest month held of every input
+(the configured SST source's grids, the Niño 3.4 index file) with the last
+complete month and the provider's usual publication day (:mod:`enso.publication`),
+and says for a stale input which URL it waits for and what to change. `enso status`
+shows it, `enso ingest` exits 1 instead of 75 (try later) on it, the monthly run
+stops on it at once (:func:`check_inputs`, :class:`StaleInputs`) instead of waiting
+for a file that is not coming, and the report carries it as a banner.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, select
 
 from db import store
 from db.schema import IndexObservation, SstGrid
-from enso.months import Month
+from enso.config import Settings
+from enso.months import Month, last_complete_month
+from enso.publication import LATE, STALE, PublicationLag, freshness, newest_due_month
+from enso.sources.sst import sst_source
+
+INDEX_ADVICE = ("check the URL in a browser; if CPC stopped or renamed the file (as ersst5.nino.mth.91-20.ascii "
+                "stopped at 2026-06 when CPC moved to ERSSTv6), set ENSO_INDEX_URL and ENSO_INDEX_FORMAT to the "
+                "current file (default: detrend.nino34.ascii.txt, cpc-detrend-sst)")
 
 
 @dataclass(frozen=True)
@@ -19,6 +37,36 @@ class SourceStatus:
     last: Month | None
     gaps: list[tuple[Month, Month]]
     revised_months: int
+    product_versions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InputFreshness:
+    """One input of the monthly run: the newest month held against what its provider has usually published."""
+
+    name: str
+    state: str
+    newest: Month | None
+    expected: Month
+    due: Month
+    lag: PublicationLag
+    url: str
+    advice: str
+
+    @property
+    def stale(self) -> bool:
+        return self.state == STALE
+
+    def line(self) -> str:
+        """``STATE name: newest ..., expected ...`` and, unless current, the URL waited for and what to do."""
+        held = f"newest {self.newest}" if self.newest else "nothing held"
+        text = (f"{self.state.upper():<7} {self.name}: {held}, last complete month {self.expected} "
+                f"({self.lag.provider} usually publishes a month by day {self.lag.day} of the next)")
+        if self.state == LATE:
+            text += f"; waiting for {self.url} (not due yet)"
+        elif self.state == STALE:
+            text += (f"; {self.due} is overdue at {self.url}: {self.advice}")
+        return text
 
 
 @dataclass(frozen=True)
@@ -38,6 +86,7 @@ class StoreStatus:
     sources: list[SourceStatus]
     index: IndexStatus
     recent: list[object]
+    inputs: tuple[InputFreshness, ...] = ()
 
     def render(self) -> str:
         lines = ["SST grids:"]
@@ -47,8 +96,9 @@ class StoreStatus:
             gap = "no gaps" if not s.gaps else (
                 f"{len(s.gaps)} gap(s): " + ", ".join(f"{a}..{b}" if a != b else str(a) for a, b in s.gaps[:6])
                 + (" ..." if len(s.gaps) > 6 else ""))
+            versions = f" ({', '.join(s.product_versions)})" if s.product_versions else ""
             lines.append(f"  {s.source:<6} {s.n_months:>5} months  {s.first}..{s.last}  {gap}; "
-                         f"{s.revised_months} revised")
+                         f"{s.revised_months} revised{versions}")
         i = self.index
         lines.append("Niño 3.4 index:")
         if i.n_months == 0:
@@ -57,6 +107,9 @@ class StoreStatus:
             lines.append(f"  {i.n_months} months {i.first}..{i.last} ({i.format}); phase known to {i.last_with_phase}"
                          f" (later months provisional)")
             lines.append(f"  vintage {i.sha256[:12] if i.sha256 else '?'} from {i.url} at {i.downloaded_at}")
+        if self.inputs:
+            lines.append("Inputs (stale-input alarm):")
+            lines.extend(f"  {f.line()}" for f in self.inputs)
         lines.append("Last ingest attempts:")
         for r in self.recent:
             when = r.at.strftime("%Y-%m-%d %H:%M:%S") if r.at else "?"
@@ -68,7 +121,9 @@ class StoreStatus:
         return "\n".join(lines)
 
 
-def store_status(engine: Engine, recent: int = 10) -> StoreStatus:
+def store_status(engine: Engine, recent: int = 10, settings: Settings | None = None,
+                 now: dt.datetime | None = None) -> StoreStatus:
+    """What the store holds; with ``settings``, also the freshness of every input (:func:`input_freshness`)."""
     sources = []
     with engine.connect() as conn:
         names = conn.execute(select(SstGrid.source).distinct().order_by(SstGrid.source)).scalars().all()
@@ -76,7 +131,9 @@ def store_status(engine: Engine, recent: int = 10) -> StoreStatus:
             months = store.stored_months(engine, name)
             revised = conn.execute(select(func.count()).select_from(SstGrid)
                                    .where(SstGrid.source == name, SstGrid.revision > 1)).scalar_one()
-            sources.append(SourceStatus(name, len(months), months[0], months[-1], store.gaps(months), revised))
+            versions = tuple(store.product_versions(conn, name))
+            sources.append(SourceStatus(name, len(months), months[0], months[-1], store.gaps(months), revised,
+                                        versions))
         agg = conn.execute(select(func.count(), func.min(IndexObservation.month), func.max(IndexObservation.month))
                            ).one()
         last_phase = conn.execute(select(func.max(IndexObservation.month))
@@ -89,4 +146,60 @@ def store_status(engine: Engine, recent: int = 10) -> StoreStatus:
         format=vintage.format if vintage else None, url=vintage.url if vintage else None,
         sha256=vintage.sha256 if vintage else None, downloaded_at=vintage.downloaded_at if vintage else None,
     )
-    return StoreStatus(sources, index, store.recent_ingests(engine, recent))
+    inputs = tuple(input_freshness(engine, settings, now)) if settings is not None else ()
+    return StoreStatus(sources, index, store.recent_ingests(engine, recent), inputs)
+
+
+# --- The stale-input alarm ------------------------------------------------------------------------
+
+def input_freshness(engine: Engine, settings: Settings, now: dt.datetime | None = None, *,
+                    sources: tuple[str, ...] | None = None, index: bool = True) -> list[InputFreshness]:
+    """Current / late / stale for each SST source (default: ENSO_SST_SOURCE) and the index file, at ``now``."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    expected = last_complete_month(now)
+    out = []
+    for name in sources or (settings.sst_source,):
+        spec = sst_source(name)
+        months = store.stored_months(engine, name)
+        newest = months[-1] if months else None
+        lag = spec.publication(settings)
+        due = newest_due_month(now, lag)
+        waiting = (newest + 1) if newest is not None and newest < expected else expected
+        out.append(InputFreshness(f"{name} SST grids", freshness(newest, now, lag), newest, expected, due, lag,
+                                  spec.url(waiting, settings), spec.advice))
+    if index:
+        stored = store.load_index(engine)
+        known = stored.index[stored["anomaly"].notna()]
+        newest = Month.parse(str(known[-1])) if len(known) else None
+        lag = PublicationLag("NOAA CPC", settings.index_publication_day)
+        out.append(InputFreshness("Niño 3.4 index", freshness(newest, now, lag), newest, expected,
+                                  newest_due_month(now, lag), lag, settings.index_url, INDEX_ADVICE))
+    return out
+
+
+class StaleInputs(RuntimeError):
+    """An input the run needs is stale beyond its provider's usual lag: waiting would not help; someone must look."""
+
+    def __init__(self, stale: list[InputFreshness]) -> None:
+        self.inputs = stale
+        super().__init__("stale input(s), so the run stops now instead of waiting for files that are not "
+                         "coming:\n" + "\n".join(f"  {f.line()}" for f in stale))
+
+
+def check_inputs(engine: Engine, settings: Settings, init: Month, now: dt.datetime | None = None, *,
+                 run_id: str | None = None) -> list[InputFreshness]:
+    """Fetch the init month's grid and the index file, then raise :class:`StaleInputs` if one that lacks
+    ``init`` is stale (beyond its provider's lag); returns the freshness of every input otherwise.
+
+    Merely late inputs pass: the run then waits for them as before. An input that
+    is stale but already holds ``init`` (a rerun of an old month) passes too.
+    """
+    from db.ingest import ingest_index, ingest_sst_month
+
+    ingest_sst_month(engine, settings, settings.sst_source, init, run_id=run_id)
+    ingest_index(engine, settings, run_id=run_id)
+    inputs = input_freshness(engine, settings, now)
+    stale = [f for f in inputs if f.stale and (f.newest is None or f.newest < init)]
+    if stale:
+        raise StaleInputs(stale)
+    return inputs

@@ -82,6 +82,6 @@ def backfill_flow(start: str, end: str, source: str | None = None, workers: int 
 def status_flow() -> str:
     """What the store holds (also published as a markdown artifact)."""
     settings = load_settings()
-    text = store_status(open_store(settings)).render()
+    text = store_status(open_store(settings), settings=settings).render()
     create_markdown_artifact(key="store-status", markdown="```\n" + text + "\n```")
     return text

@@ -11,6 +11,10 @@ that condition is retried so; other failures fail the run at once, clearly). Mon
 missing before the init month (an earlier outage) are backfilled first. Every step
 is idempotent, so a rerun replaces rather than duplicates, and a report is emailed
 once per init month unless ``force_email``.
+
+Before any of that, :func:`check_inputs_task` stops the run at once with
+:class:`db.status.StaleInputs` when an input lacks the init month beyond its
+provider's usual publication day (the stale-input alarm): waiting would not help.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from db import registry, store
 from db.ingest import IngestResult, backfill, ingest_index, ingest_sst_month
 from db.migrate import open_store
 from db.reporting import email_report, render_and_store
+from db.status import check_inputs
 from db.verification import verify
 from enso.config import load_settings
 from enso.months import Month, last_complete_month
@@ -97,6 +102,13 @@ def ingest_month_task(init: Month) -> list[IngestResult]:
 
 
 @task
+def check_inputs_task(init: Month) -> None:
+    """The stale-input alarm: raises :class:`db.status.StaleInputs` (not retried) when an input is stale."""
+    settings = load_settings()
+    check_inputs(open_store(settings), settings, init, run_id=current_run_id())
+
+
+@task
 def retraining_due() -> str | None:
     """Why the monthly run must train a model first; None if not.
 
@@ -142,6 +154,7 @@ def monthly_flow(init_month: str | None = None, force_email: bool = False) -> di
     logger = get_run_logger()
     init = Month.parse(init_month) if init_month else scheduled_init_month()
     logger.info("monthly run for init month %s", init)
+    check_inputs_task(init)  # stale inputs end the run here, in minutes, saying what to change
     ingest_month_task(init)
     why = retraining_due()
     if why:

@@ -91,6 +91,17 @@ class SourceCutoff:
 
 
 @dataclass(frozen=True)
+class StaleInput:
+    """An input whose provider has not published a month it usually has by now (the report's banner)."""
+
+    name: str
+    newest_month: Month | None
+    overdue_month: Month
+    url: str
+    advice: str
+
+
+@dataclass(frozen=True)
 class ProvisionalNote:
     """A value in the report that may still change, and why (e.g. a preliminary SST month)."""
 
@@ -269,7 +280,8 @@ class ReportData:
     forecasts (index lead, one column per baseline, e.g. ``persistence``,
     ``damped_persistence``). ``outcomes`` lists past forecasts whose target month
     is now observed (:data:`OUTCOME_COLUMNS`; ``observed_phase`` None while
-    provisional).
+    provisional). ``stale_inputs`` (a banner at the top) are the inputs that were
+    beyond their provider's usual publication day when the report was made.
     """
 
     init_month: Month
@@ -287,6 +299,7 @@ class ReportData:
     verification: Verification | None = None
     outcomes: pd.DataFrame | None = None
     provisional: tuple[ProvisionalNote, ...] = ()
+    stale_inputs: tuple[StaleInput, ...] = ()
 
     def __post_init__(self) -> None:
         if self.issued_at.tzinfo is None:

@@ -29,7 +29,8 @@ def mirror_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _env(store_url: str, srv: MirrorServer, tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "ENSO_DATABASE_URL": store_url, "ENSO_COBE_BASE_URL": srv.cobe_base_url,
-            "ENSO_INDEX_URL": srv.index_url, "ENSO_DATA_DIR": str(tmp_path / "var"), "ENSO_HTTP_RETRIES": "1",
+            "ENSO_INDEX_URL": srv.index_url, "ENSO_INDEX_FORMAT": "cpc-monthly",
+            "ENSO_DATA_DIR": str(tmp_path / "var"), "ENSO_HTTP_RETRIES": "1",
             "ENSO_HTTP_BACKOFF": "0.01", "ENSO_HTTP_TIMEOUT": "5", "PYTHONUNBUFFERED": "1"}
 
 
@@ -74,13 +75,25 @@ def test_backfill_killed_midway_then_rerun_completes_without_duplicates(store_ur
         assert "2016-12" in status  # the index file's last month
 
 
-def test_ingest_of_an_unpublished_month_exits_75(store_url, mirror_root, tmp_path) -> None:
+def test_ingest_exits_75_while_a_month_is_merely_late_and_1_once_it_is_stale(store_url, mirror_root,
+                                                                               tmp_path) -> None:
     with MirrorServer(mirror_root) as srv:
         env = _env(store_url, srv, tmp_path)
         _enso(env, "db", "upgrade")
-        proc = _enso(env, "ingest", "--month", str(END + 1), "--no-index", check=False)
+        current = Month.current()  # not over yet, so not due: try again later
+        proc = _enso(env, "ingest", "--month", str(current), "--no-index", check=False)
         assert proc.returncode == 75, proc.stderr
-        assert "not_published" in proc.stdout and str(END + 1) in proc.stdout
+        assert "not_published" in proc.stdout and str(current) in proc.stdout
+        stale = _enso(env, "ingest", "--month", str(END + 1), "--no-index", check=False)
+        assert stale.returncode == 1, stale.stderr  # due years ago: waiting will not help
+        assert f"STALE: {END + 1} of cobe is not published at {srv.cobe_base_url}/2010-2019/sst201701.grb" \
+            in stale.stderr and "ENSO_COBE_BASE_URL" in stale.stderr
+        newest = _enso(env, "ingest", check=False)  # the mirror stopped at 2016-12: grids and index are stale
+        assert newest.returncode == 1, newest.stderr
+        assert "STALE   cobe SST grids: nothing held" in newest.stderr  # the last four months: none published
+        assert "STALE   Niño 3.4 index: newest 2016-12" in newest.stderr and srv.index_url in newest.stderr
+        status = _enso(env, "status").stdout
+        assert "Inputs (stale-input alarm):" in status and "STALE   cobe SST grids" in status
 
 
 def test_a_store_without_schema_says_to_upgrade(tmp_path, mirror_root) -> None:
