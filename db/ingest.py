@@ -86,7 +86,7 @@ def ingest_sst_month(engine: Engine, settings: Settings, source: str, month: Mon
     url = spec.url(month, settings)
     version = spec.product_version(settings)
     result: IngestResult
-    mixed = _version_mismatch(engine, source, version)
+    mixed = _version_mismatch(engine, source, version, f"{source} {month}")
     if mixed:
         result = IngestResult(source, month, "rejected", mixed, url)
         _log(engine, result, run_id)
@@ -112,13 +112,13 @@ class ProductVersionMismatch(ValueError):
     """The store holds grids of another product version of this source: versions are never mixed."""
 
 
-def _version_mismatch(engine: Engine, source: str, version: str) -> str | None:
+def _version_mismatch(engine: Engine, source: str, version: str, what: str) -> str | None:
     """Why grids of ``version`` must not join the store (it holds another version of ``source``), or None."""
     try:
         with engine.connect() as conn:
             others = store.product_versions(conn, source, besides=version)
     except OperationalError as exc:
-        raise _store_unavailable(engine, f"{source} ({version})", exc) from exc
+        raise _store_unavailable(engine, what, exc) from exc
     if not others:
         return None
     held = "; ".join(f"{n} months of {v!r} ({a}..{b})" for v, (a, b, n) in others.items())
@@ -131,7 +131,8 @@ def _version_mismatch(engine: Engine, source: str, version: str) -> str | None:
 
 def check_product_version(engine: Engine, settings: Settings, source: str) -> None:
     """Raise :class:`ProductVersionMismatch` when the store holds another version of ``source`` than configured."""
-    problem = _version_mismatch(engine, source, sst_source(source).product_version(settings))
+    version = sst_source(source).product_version(settings)
+    problem = _version_mismatch(engine, source, version, f"{source} ({version})")
     if problem:
         raise ProductVersionMismatch(problem)
 

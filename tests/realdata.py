@@ -103,7 +103,8 @@ INDEX_FILES: tuple[tuple[str, str, str], ...] = (
      f"{_RAW}/srivshnu/WAIS/e79a6302b940a4610c4938913191eadd5b671666/oni.ascii.txt",
      "801bcef6fdda133d6379e79ad544ca2607602c2d34498632d649a1e0177fdd42"),
     ("realdata/cpc_detrend.nino34.ascii_1950-01_2023-09.txt",
-     f"{_RAW}/lwieske/climate-and-digitalization/cecfae7b210acda548bced5c414dfdd8cbc8f8b6/data/detrend.nino34.ascii.txt",
+     f"{_RAW}/lwieske/climate-and-digitalization/cecfae7b210acda548bced5c414dfdd8cbc8f8b6/data/"
+     "detrend.nino34.ascii.txt",
      "0ebd846c611692331be17614c37b197b13bf3b5b6b73fea04761724fe64ff4ae"),
     ("realdata/psl_nino34.long.anom.data_HadISST_1870-01_2023-03.txt",
      f"{_RAW}/syi-wang/signal_processing/326f7dbbe17b6d34957c9d28c57a1d64146ef800/nino34.long.anom.data.txt",

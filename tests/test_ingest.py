@@ -40,7 +40,8 @@ def mirror(mirror_root: Path):
 @pytest.fixture
 def settings(store_url: str, mirror, tmp_path: Path) -> Settings:
     return Settings(database_url=store_url, cobe_base_url=mirror.cobe_base_url, index_url=mirror.index_url,
-                    index_format="cpc-monthly", http_timeout=1.0, http_retries=2, http_backoff=0.01, data_dir=tmp_path / "var")
+                    index_format="cpc-monthly", http_timeout=1.0, http_retries=2, http_backoff=0.01,
+                    data_dir=tmp_path / "var")
 
 
 def _data_snapshot(engine) -> dict:

@@ -20,7 +20,7 @@ from enso.months import Month
 from enso.sources.ersst import read_ersst_stack, write_ersst_netcdf
 from enso.synthetic import synthetic_climate
 from tests import realdata
-from tests.realdata import fetch, locate, missing_reason, need, stack_ersst
+from tests.realdata import fetch, locate, missing_reason, stack_ersst
 
 
 def test_shared_first_then_the_cache(tmp_path: Path) -> None:
@@ -84,9 +84,17 @@ def test_stacking_keeps_every_month_to_half_a_millidegree(tmp_path: Path) -> Non
         assert np.nanmax(np.abs(grid.values - original)) <= 0.00051  # int16 steps of 0.001, float32 unpacking
 
 
+def shared(relative: str) -> Path:
+    """A path in ../shared itself (not the cache): these tests check the download list against it."""
+    path = realdata.SHARED / relative
+    if not path.exists():
+        pytest.skip(f"compares `make realdata`'s list with {realdata.SHARED}, which is not here (CI has it)")
+    return path
+
+
 @pytest.mark.parametrize("relative, url, sha256", realdata.INDEX_FILES, ids=[f[0] for f in realdata.INDEX_FILES])
 def test_the_download_list_is_what_shared_holds(relative: str, url: str, sha256: str) -> None:
-    copy = need(realdata.SHARED / relative)
+    copy = shared(relative)
     assert hashlib.sha256(copy.read_bytes()).hexdigest() == sha256
     sources = (realdata.SHARED / "realdata" / "SOURCES.md").read_text()
     commit = url.split("/")[5]
@@ -94,8 +102,7 @@ def test_the_download_list_is_what_shared_holds(relative: str, url: str, sha256:
 
 
 def test_the_ersst_originals_digest_is_that_of_shareds_manifest() -> None:
-    manifest = need(realdata.SHARED / "realgrids" / realdata.ERSST_DIR
-                    / "MANIFEST_ersstv5_originals_1854-01_2010-12.csv")
+    manifest = shared(f"realgrids/{realdata.ERSST_DIR}/MANIFEST_ersstv5_originals_1854-01_2010-12.csv")
     with open(manifest, newline="") as stream:
         rows = sorted(csv.DictReader(stream), key=lambda row: row["file"])
     lines = "".join(f"{row['file']} {row['sha256']}\n" for row in rows)
@@ -104,5 +111,4 @@ def test_the_ersst_originals_digest_is_that_of_shareds_manifest() -> None:
     assert all(row["repo_path"] == f"ersstv5/{row['file']}" for row in rows)
     assert realdata.ERSST_ORIGINAL_URL.format(year=1854, month=1).endswith("/ersstv5/ersst.v5.185401.nc")
     samples = {f"ersst.v5.{y:04d}{m:02d}.nc" for y, m in realdata.ERSST_SAMPLE_MONTHS}
-    shared_samples = realdata.SHARED / "realgrids" / realdata.ERSST_DIR / "originals_sample"
-    assert samples == {p.name for p in need(shared_samples).iterdir()}
+    assert samples == {p.name for p in shared(f"realgrids/{realdata.ERSST_DIR}/originals_sample").iterdir()}

@@ -10,10 +10,10 @@ import pytest
 import xarray as xr
 from scipy.io import netcdf_file
 
+from enso.config import Settings
 from enso.grids import SSTGrid, nino34_mean
 from enso.months import Month
 from enso.sources import InvalidFile
-from enso.config import Settings
 from enso.sources.ersst import (
     ERSST_LAT,
     ERSST_LON,

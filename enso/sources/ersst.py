@@ -70,6 +70,10 @@ class ErsstLayout:
     lon: str = "lon"
 
 
+#: NCEI's names (v5 observed, v6 inferred).
+DEFAULT_LAYOUT = ErsstLayout()
+
+
 def ersst_url(month: Month | str, base_url: str, template: str = DEFAULT_TEMPLATE,
               version: str = DEFAULT_VERSION) -> str:
     """URL of one month's file: ``<base>/<template filled with version, year and month>``."""
@@ -93,7 +97,7 @@ def product_version(version: str) -> str:
     return f"ersst {version}"
 
 
-def decode_ersst(path: str | Path, month: Month, layout: ErsstLayout = ErsstLayout()) -> SSTGrid:
+def decode_ersst(path: str | Path, month: Month, layout: ErsstLayout = DEFAULT_LAYOUT) -> SSTGrid:
     """Decode and validate one NCEI monthly file that must hold ``month``.
 
     Land (``_FillValue``) becomes NaN, orientation is normalised, and the grid is
@@ -108,7 +112,7 @@ def decode_ersst(path: str | Path, month: Month, layout: ErsstLayout = ErsstLayo
     return _validate(grids[0], path)
 
 
-def read_ersst_stack(path: str | Path, layout: ErsstLayout = ErsstLayout()) -> Iterator[SSTGrid]:
+def read_ersst_stack(path: str | Path, layout: ErsstLayout = DEFAULT_LAYOUT) -> Iterator[SSTGrid]:
     """Yield each month of a stacked ERSST file (dims time, lat, lon), validated, in file order.
 
     Reads the packed values once (the 1854-2010 record is int16, zlib) and
@@ -161,7 +165,7 @@ def _validate(grid: SSTGrid, path: str | Path) -> SSTGrid:
                         expected_lon=ERSST_LON, value_range=ERSST_VALUE_RANGE)
 
 
-def _read_grids(path: str | Path, month: Month | None, layout: ErsstLayout = ErsstLayout()) -> list[SSTGrid]:
+def _read_grids(path: str | Path, month: Month | None, layout: ErsstLayout = DEFAULT_LAYOUT) -> list[SSTGrid]:
     """Every time step of the SST variable as an (unvalidated) grid, land NaN, orientation normalised."""
     axes = (layout.time, layout.lat, layout.lon)
     try:
