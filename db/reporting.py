@@ -101,7 +101,7 @@ HISTORY_MONTHS = 48
 OUTCOME_LEADS: tuple[int, ...] = (1, 3, 6)
 #: The normal quantile of the 10-90 % range: anomaly ± Z × RMSE.
 RANGE_Z = 1.2816
-SOURCE_NAMES = {"cobe": "COBE-SST 2 monthly SST grids", "ersst": "ERSST v5 monthly SST grids"}
+SOURCE_NAMES = {"cobe": "JMA COBE-SST", "ersst": "NOAA ERSST"}
 
 
 def _utc(when: dt.datetime) -> dt.datetime:
@@ -179,12 +179,14 @@ def _sources(engine: Engine, init: Month) -> tuple[SourceCutoff, ...]:
     out = []
     with engine.connect() as conn:
         for source in conn.execute(select(SstGrid.source).distinct().order_by(SstGrid.source)).scalars():
-            row = conn.execute(select(SstGrid.month, SstGrid.source_url, SstGrid.sha256, SstGrid.updated_at)
+            row = conn.execute(select(SstGrid.month, SstGrid.source_url, SstGrid.sha256, SstGrid.updated_at,
+                                      SstGrid.product_version)
                                .where(SstGrid.source == source, SstGrid.month <= store.month_date(init))
                                .order_by(desc(SstGrid.month)).limit(1)).first()
             if row is not None:
-                out.append(SourceCutoff(SOURCE_NAMES.get(source, f"{source} SST grids"), store.date_month(row.month),
-                                        row.source_url, row.sha256, _utc(row.updated_at)))
+                name = f"{SOURCE_NAMES.get(source, source)} monthly SST grids ({row.product_version})"
+                out.append(SourceCutoff(name, store.date_month(row.month), row.source_url, row.sha256,
+                                        _utc(row.updated_at)))
         vintage = store.current_vintage(conn)
     if vintage is not None:
         out.append(SourceCutoff(f"Niño 3.4 monthly index ({vintage.format}, {vintage.base_period} base)",

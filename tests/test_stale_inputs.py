@@ -168,3 +168,4 @@ def test_the_assembled_report_reports_the_stores_stale_inputs(copy_store: dict) 
         ("cobe SST grids", Month.of(2020, 6), Month.of(2020, 8)),
         ("Niño 3.4 index", Month.of(2020, 6), Month.of(2020, 8))]
     assert 'id="stale-inputs"' in render_report(later).html
+    assert later.sources[0].name == "JMA COBE-SST monthly SST grids (cobe-sst v1)"  # the product version used
