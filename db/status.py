@@ -65,7 +65,7 @@ class InputFreshness:
         if self.state == LATE:
             text += f"; waiting for {self.url} (not due yet)"
         elif self.state == STALE:
-            text += (f"; {self.due} is overdue at {self.url}: {self.advice}")
+            text += f"; months up to {self.due} are due, next file {self.url}: {self.advice}"
         return text
 
 

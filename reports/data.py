@@ -96,6 +96,7 @@ class StaleInput:
 
     name: str
     newest_month: Month | None
+    #: The newest month that is due: every month after ``newest_month`` up to it is missing.
     overdue_month: Month
     url: str
     advice: str

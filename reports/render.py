@@ -291,8 +291,8 @@ def summary_text(data: ReportData) -> str:
     lines = [
         f"ENSO forecast initialised {data.init_month} (issued {utc_time(data.issued_at)})",
         "",
-        *(f"STALE INPUT: {s.name}: newest month held {s.newest_month or 'none'}; {s.overdue_month} is overdue at "
-          f"{s.url}. What to do: {s.advice}." for s in data.stale_inputs),
+        *(f"STALE INPUT: {s.name}: newest month held {s.newest_month or 'none'}, though months up to "
+          f"{s.overdue_month} are due (next file {s.url}). What to do: {s.advice}." for s in data.stale_inputs),
         *([""] if data.stale_inputs else []),
         f"Observed: Niño 3.4 anomaly {signed(current.nino34_anomaly)} °C in {current.anomaly_month}; "
         + (f"ONI {signed(current.oni)} °C in {current.oni_month} ({phase_label(current.observed_phase)})."
