@@ -461,7 +461,8 @@ def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
     sources = (
         SourceCutoff("CPC Niño 3.4 monthly index (ERSSTv6, 1991-2020 base)", init, index_url,
                      "3f5a" * 16, downloaded),
-        SourceCutoff("JMA COBE-SST monthly SST grids (cobe-sst v1)", init, DEFAULT_COBE_BASE_URL, "9c0e" * 16, downloaded),
+        SourceCutoff("JMA COBE-SST monthly SST grids (cobe-sst v1)", init, DEFAULT_COBE_BASE_URL, "9c0e" * 16,
+                     downloaded),
     )
     model = ModelInfo(version=model_version, preset="small", training=training, selection=selection,
                       is_champion=with_history, sst_source="cobe",
