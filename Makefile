@@ -9,7 +9,7 @@ export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PREFECT_HOME ?= $(CURDIR)/var/prefect
 
-.PHONY: venv demo test realdata bench-ingest bench-train bench-skill clean
+.PHONY: venv demo test faults realdata bench-ingest bench-train bench-skill clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,11 @@ test: $(STAMP)
 # The real NOAA files the tests read, for a clone without ../shared (needs internet; ENSO_REALDATA_CACHE, default .realdata/)
 realdata: $(STAMP)
 	$(BIN)/python -m tests.realdata
+
+# The fault suite alone (hostile inputs, flaky network, duplicate email); `make test` runs it too.
+faults: $(STAMP)
+	@mkdir -p $(PREFECT_HOME)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m faults $(PYTEST_ARGS)
 
 bench-ingest: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_ingest

@@ -1,42 +1,58 @@
-"""Bringing months from the providers into the store: one month, the index file, backfills.
+"""Bringing months from the providers into the store: one month, the index files, backfills.
 
-Each SST month is one transaction: download (retries, temp file, ``os.replace``) ->
-checksum -> unchanged? log and stop -> decode and validate -> insert or revise ->
-log. A month that fails never reaches the store; its outcome is logged. Reruns are
-idempotent, so a killed backfill is resumed by running it again.
+An SST month: conditional download (``If-None-Match``/``If-Modified-Since`` with the
+stored file's validators; a 304 is ``unchanged`` without a body) -> checksum -> the
+stored file? ``unchanged`` -> decode and validate -> insert or revise -> log. A month
+that fails never reaches the store; its outcome is logged. Downloads and decoding run
+on ``workers`` threads; the writes are batched, several months per transaction, so a
+month is never half-written and the bookkeeping of unchanged months costs one
+statement per batch. Reruns are idempotent, so a killed backfill is resumed by
+running it again.
+
+An index file is stored as a new vintage of its product (:mod:`enso.vintages`) only
+if it loses no month the newest vintage has and has no gap (or with
+``accept_shrink``); each vintage is kept whole.
 """
 
 from __future__ import annotations
 
-import tempfile
+import os
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
-import requests
+import pandas as pd
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from db import store
 from db.engine import StoreUnavailable, redacted
+from db.store import PackedGrid, StoredGridVersion, VintageFile
 from enso.config import Settings
 from enso.months import Month, last_complete_month, month_range
 from enso.sources import DownloadFailed, InvalidFile, NotPublished, SourceError
-from enso.sources.http import Downloaded, download
+from enso.sources.http import Downloaded, HttpSession, NotModified, Validators, download
 from enso.sources.index import complete_index, discover_mcnoldy_url, parse_index
-from enso.sources.sst import sst_source
+from enso.sources.index_products import DEFAULT_PRODUCT, IndexProduct, index_product
+from enso.sources.sst import SstSourceSpec, sst_source
+from enso.vintages import VintageRefused, check_vintage
 
 _local = threading.local()
 
+#: A batch of writes is committed once it holds this many new grids, this many months, or is this old.
+BATCH_GRIDS = 16
+BATCH_MONTHS = 256
+BATCH_SECONDS = 1.0
 
-def _session() -> requests.Session:
+
+def _session() -> HttpSession:
     """One HTTP session per thread (connection reuse without sharing across threads)."""
     if not hasattr(_local, "session"):
-        _local.session = requests.Session()
+        _local.session = HttpSession()
     return _local.session
 
 
@@ -59,6 +75,10 @@ class IngestResult:
         where = f"{self.source} {self.month}" if self.month else self.source
         return f"{where}: {self.outcome}" + (f" ({self.message})" if self.message else "")
 
+    def log_entry(self, run_id: str | None) -> dict[str, object]:
+        return dict(source=self.source, month=self.month, outcome=self.outcome, message=self.message, url=self.url,
+                    sha256=self.sha256, run_id=run_id)
+
 
 def _store_unavailable(engine: Engine, what: str, exc: OperationalError) -> StoreUnavailable:
     return StoreUnavailable(
@@ -67,58 +87,41 @@ def _store_unavailable(engine: Engine, what: str, exc: OperationalError) -> Stor
     )
 
 
-def _fetch(url: str, settings: Settings, month: Month | None, folder: Path) -> Downloaded:
-    folder.mkdir(parents=True, exist_ok=True)
-    dest = folder / url.rsplit("/", 1)[-1]
-    return download(url, dest, timeout=settings.http_timeout, retries=settings.http_retries,
-                    backoff=settings.http_backoff, month=month, session=_session())
+@contextmanager
+def _fetched(url: str, settings: Settings, month: Month | None, kind: str,
+             validators: Validators | None = None) -> Iterator[Downloaded | NotModified]:
+    """Download ``url`` within the settings' timeout, deadline and size limit of ``kind``; the file is removed after.
 
-
-def ingest_sst_month(engine: Engine, settings: Settings, source: str, month: Month | str, *,
-                     run_id: str | None = None) -> IngestResult:
-    """Ingest one month of an SST source; returns its outcome (also written to the ingest log).
-
-    Raises :class:`StoreUnavailable` only when the database itself cannot be reached
-    (then there is nowhere to log); every other failure is an outcome.
+    The file gets a name of its own in ENSO_DATA_DIR/downloads (process, thread,
+    month and the provider's name), so concurrent ingests never share one.
     """
-    month = Month.parse(month)
-    spec = sst_source(source)
-    url = spec.url(month, settings)
-    version = spec.product_version(settings)
-    result: IngestResult
-    mixed = _version_mismatch(engine, source, version, f"{source} {month}")
-    if mixed:
-        result = IngestResult(source, month, "rejected", mixed, url)
-        _log(engine, result, run_id)
-        return result
-    with tempfile.TemporaryDirectory(prefix=f"{source}-{month}-", dir=_download_root(settings)) as tmp:
-        try:
-            fetched = _fetch(url, settings, month, Path(tmp))
-        except NotPublished as exc:
-            result = IngestResult(source, month, "not_published", exc.problem, url)
-        except DownloadFailed as exc:
-            result = IngestResult(source, month, "failed", str(exc), url)
-        else:
-            def decode(path: Path, month: Month):  # type: ignore[no-untyped-def]
-                return spec.decode(path, month, settings)
+    name = f".{os.getpid()}-{threading.get_ident()}-{month or 'file'}-{url.rsplit('/', 1)[-1][-80:]}"
+    dest = settings.download_dir / name
+    try:
+        yield download(url, dest, timeout=settings.http_timeout, retries=settings.http_retries,
+                       backoff=settings.http_backoff, month=month, session=_session(),
+                       max_bytes=settings.max_bytes(kind), deadline=settings.http_deadline, validators=validators)
+    finally:
+        dest.unlink(missing_ok=True)
 
-            result = _store_month(engine, decode, source, month, fetched, run_id, version)
-            return result
-    _log(engine, result, run_id)
-    return result
 
+def _log(engine: Engine, result: IngestResult, run_id: str | None) -> None:
+    try:
+        with engine.begin() as conn:
+            store.log_ingest(conn, **result.log_entry(run_id))  # type: ignore[arg-type]
+    except OperationalError as exc:
+        raise _store_unavailable(engine, f"{result.source} {result.month}", exc) from exc
+
+
+# --- SST months -------------------------------------------------------------------------------
 
 class ProductVersionMismatch(ValueError):
     """The store holds grids of another product version of this source: versions are never mixed."""
 
 
-def _version_mismatch(engine: Engine, source: str, version: str, what: str) -> str | None:
+def version_mismatch(conn, source: str, version: str) -> str | None:  # type: ignore[no-untyped-def]
     """Why grids of ``version`` must not join the store (it holds another version of ``source``), or None."""
-    try:
-        with engine.connect() as conn:
-            others = store.product_versions(conn, source, besides=version)
-    except OperationalError as exc:
-        raise _store_unavailable(engine, what, exc) from exc
+    others = store.product_versions(conn, source, besides=version)
     if not others:
         return None
     held = "; ".join(f"{n} months of {v!r} ({a}..{b})" for v, (a, b, n) in others.items())
@@ -132,138 +135,330 @@ def _version_mismatch(engine: Engine, source: str, version: str, what: str) -> s
 def check_product_version(engine: Engine, settings: Settings, source: str) -> None:
     """Raise :class:`ProductVersionMismatch` when the store holds another version of ``source`` than configured."""
     version = sst_source(source).product_version(settings)
-    problem = _version_mismatch(engine, source, version, f"{source} ({version})")
+    try:
+        with engine.connect() as conn:
+            problem = version_mismatch(conn, source, version)
+    except OperationalError as exc:
+        raise _store_unavailable(engine, f"{source} ({version})", exc) from exc
     if problem:
         raise ProductVersionMismatch(problem)
 
 
-def _download_root(settings: Settings) -> Path:
-    settings.download_dir.mkdir(parents=True, exist_ok=True)
-    return settings.download_dir
+@dataclass(frozen=True)
+class _Fetched:
+    """What a worker made of one month: a final result, or a packed grid for the writer to store."""
+
+    result: IngestResult
+    packed: PackedGrid | None = None
+    held: StoredGridVersion | None = None
+    #: Validators the server now gives for the file already stored (recorded by the writer).
+    new_validators: Validators | None = None
 
 
-def _log(engine: Engine, result: IngestResult, run_id: str | None) -> None:
+def _fetch_month(settings: Settings, spec: SstSourceSpec, month: Month, held: StoredGridVersion | None
+                 ) -> _Fetched:
+    """Download (conditionally), compare, decode, validate and pack one month (with the source's product
+    version, which the writer checks again); never touches the store."""
+    source, url = spec.name, spec.url(month, settings)
+    conditional = held.validators if held is not None and held.source_url == url and held.validators else None
+    with ExitStack() as files:
+        try:
+            fetched = files.enter_context(_fetched(url, settings, month, source, conditional))
+        except NotPublished as exc:
+            return _Fetched(IngestResult(source, month, "not_published", exc.problem, url))
+        except InvalidFile as exc:
+            return _Fetched(IngestResult(source, month, "rejected", str(exc), url))
+        except DownloadFailed as exc:
+            return _Fetched(IngestResult(source, month, "failed", str(exc), url))
+        if isinstance(fetched, NotModified):
+            assert held is not None
+            return _Fetched(IngestResult(source, month, "unchanged", f"not modified (HTTP 304); revision "
+                                         f"{held.revision}", url, held.sha256), held=held,
+                            new_validators=fetched.validators if fetched.validators != held.validators else None)
+        if held is not None and held.sha256 == fetched.sha256:
+            return _Fetched(IngestResult(source, month, "unchanged", f"revision {held.revision}", url, held.sha256),
+                            held=held,
+                            new_validators=fetched.validators if fetched.validators != held.validators else None)
+        try:
+            grid = spec.decode(fetched.path, month, settings)
+        except InvalidFile as exc:  # name the URL, not the temporary file
+            return _Fetched(IngestResult(source, month, "rejected", str(InvalidFile(url, month, exc.problem)), url,
+                                         fetched.sha256))
+    packed = store.pack_grid(grid, source_url=url, sha256=fetched.sha256, file_size=fetched.size,
+                             product_version=spec.product_version(settings), validators=fetched.validators)
+    return _Fetched(IngestResult(source, month, "stored", "", url, fetched.sha256), packed=packed, held=held)
+
+
+class _MonthWriter:
+    """Writes fetched months in batches, one transaction per batch; returns the final results.
+
+    Each batch first checks, in its transaction, that the store holds no grid of
+    another product version of the source than ``product_version`` (a concurrent
+    ingest under other settings): then the batch's new grids are refused, not mixed.
+    """
+
+    def __init__(self, engine: Engine, source: str, product_version: str, run_id: str | None) -> None:
+        self.engine, self.source, self.product_version, self.run_id = engine, source, product_version, run_id
+        self.pending: list[_Fetched] = []
+        self.since = time.monotonic()
+
+    def add(self, fetched: _Fetched) -> list[IngestResult]:
+        self.pending.append(fetched)
+        grids = sum(f.packed is not None for f in self.pending)
+        if grids >= BATCH_GRIDS or len(self.pending) >= BATCH_MONTHS or time.monotonic() - self.since >= BATCH_SECONDS:
+            return self.flush()
+        return []
+
+    def flush(self) -> list[IngestResult]:
+        batch, self.pending, self.since = self.pending, [], time.monotonic()
+        if not batch:
+            return []
+        try:
+            with self.engine.begin() as conn:
+                if any(f.packed is not None for f in batch):
+                    batch = self._refuse_mixed(conn, batch)
+                inserted = store.insert_grids(conn, self.source, [f.packed for f in batch
+                                                                  if f.packed is not None and f.held is None])
+                results = [self._result(conn, f, inserted) for f in batch]
+                store.update_grid_validators(conn, self.source, [
+                    (f.result.month, f.held.sha256, f.new_validators) for f in batch
+                    if f.new_validators is not None and f.held is not None])  # type: ignore[misc]
+                store.log_ingests(conn, [r.log_entry(self.run_id) for r in results])
+        except OperationalError as exc:
+            months = sorted(f.result.month for f in batch)  # type: ignore[type-var]
+            what = f"{self.source} {months[0]}" + (f"..{months[-1]}" if len(months) > 1 else "")
+            raise _store_unavailable(self.engine, what, exc) from exc
+        return results
+
+    def _refuse_mixed(self, conn, batch: list[_Fetched]) -> list[_Fetched]:  # type: ignore[no-untyped-def]
+        """The batch, its new grids turned into ``rejected`` outcomes if another product version is held."""
+        problem = version_mismatch(conn, self.source, self.product_version)
+        if problem is None:
+            return batch
+        return [_Fetched(IngestResult(self.source, f.result.month, "rejected", problem, f.result.url,
+                                      f.result.sha256)) if f.packed is not None else f for f in batch]
+
+    def _result(self, conn, fetched: _Fetched, inserted: set[Month]) -> IngestResult:  # type: ignore[no-untyped-def]
+        """The outcome of a fetched month: as fetched, stored by the batch insert, or a revision written now."""
+        packed, held, source = fetched.packed, fetched.held, self.source
+        if packed is None:
+            return fetched.result
+        month, url, sha = packed.month, fetched.result.url, packed.sha256
+        if held is None:
+            if month in inserted:
+                return IngestResult(source, month, "stored", "", url, sha)
+            held = store.grid_version(conn, source, month)  # stored meanwhile by a concurrent ingest
+            if held is not None and held.sha256 == sha:
+                return IngestResult(source, month, "unchanged", "stored concurrently by another run", url, sha)
+        assert held is not None
+        if store.revise_grid(conn, source, packed, previous_sha256=held.sha256):
+            return IngestResult(source, month, "revised",
+                                f"upstream file changed: sha256 {held.sha256[:12]} -> {sha[:12]}, "
+                                f"now revision {held.revision + 1}", url, sha)
+        return IngestResult(source, month, "unchanged", "revised concurrently by another run", url, sha)
+
+
+def ingest_sst_months(engine: Engine, settings: Settings, source: str, months: list[Month], *,
+                      workers: int = 1, run_id: str | None = None,
+                      on_result: Callable[[IngestResult], None] | None = None) -> list[IngestResult]:
+    """Ingest ``months`` of an SST source with ``workers`` concurrent downloads; every outcome is logged.
+
+    Raises :class:`StoreUnavailable` only when the database itself cannot be reached
+    (then there is nowhere to log); every other failure is an outcome. The months
+    written before that stay written (each batch is one transaction). When the store
+    holds grids of another product version of the source than the settings fetch,
+    every month is ``rejected`` before anything is downloaded, saying how to switch.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    spec = sst_source(source)
+    if not months:
+        return []
+    version = spec.product_version(settings)
+    what = f"{source} {months[0]}" + (f"..{months[-1]}" if len(months) > 1 else "")
     try:
-        with engine.begin() as conn:
-            store.log_ingest(conn, source=result.source, month=result.month, outcome=result.outcome,
-                             message=result.message, url=result.url, sha256=result.sha256, run_id=run_id)
+        with engine.connect() as conn:
+            mixed = version_mismatch(conn, source, version)
+        held = {} if mixed else store.grid_versions(engine, source, min(months), max(months))
     except OperationalError as exc:
-        raise _store_unavailable(engine, f"{result.source} {result.month}", exc) from exc
+        raise _store_unavailable(engine, what, exc) from exc
+    if mixed:
+        refused = [IngestResult(source, m, "rejected", mixed, spec.url(m, settings)) for m in months]
+        try:
+            with engine.begin() as conn:
+                store.log_ingests(conn, [r.log_entry(run_id) for r in refused])
+        except OperationalError as exc:
+            raise _store_unavailable(engine, what, exc) from exc
+        for r in refused:
+            if on_result is not None:
+                on_result(r)
+        return refused
+    writer = _MonthWriter(engine, source, version, run_id)
+    results: list[IngestResult] = []
+
+    def take(fetched: _Fetched) -> None:
+        if on_result is not None:
+            on_result(fetched.result)
+        results.extend(writer.add(fetched))
+
+    if workers == 1:
+        for month in months:
+            take(_fetch_month(settings, spec, month, held.get(month)))
+    else:
+        _run_bounded(workers, [lambda m=m: _fetch_month(settings, spec, m, held.get(m)) for m in months], take)
+    results.extend(writer.flush())
+    return results
 
 
-def _store_month(engine: Engine, decode: Callable, source: str, month: Month, fetched: Downloaded,
-                 run_id: str | None, product_version: str) -> IngestResult:
-    url, sha = fetched.url, fetched.sha256
-    try:
-        with engine.begin() as conn:
-            version = store.grid_version(conn, source, month)
-            if version is not None and version.sha256 == sha:
-                result = IngestResult(source, month, "unchanged", f"revision {version.revision}", url, sha)
-            else:
-                try:
-                    grid = decode(fetched.path, month)
-                except InvalidFile as exc:
-                    result = IngestResult(source, month, "rejected", str(exc), url, sha)
-                else:
-                    result = _write_grid(conn, source, grid, version, fetched, product_version)
-            store.log_ingest(conn, source=source, month=month, outcome=result.outcome, message=result.message,
-                             url=url, sha256=sha, run_id=run_id)
-    except OperationalError as exc:
-        raise _store_unavailable(engine, f"{source} {month}", exc) from exc
-    return result
+def _run_bounded(workers: int, jobs: list[Callable[[], _Fetched]], take: Callable[[_Fetched], None]) -> None:
+    """Run ``jobs`` on ``workers`` threads, at most a few per worker in flight (memory stays bounded)."""
+    queue = iter(jobs)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
+        running: set[Future] = set()
+        try:
+            for job in queue:
+                running.add(pool.submit(job))
+                if len(running) >= 4 * workers:
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        take(fut.result())
+            while running:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    take(fut.result())
+        except BaseException:
+            for fut in running:
+                fut.cancel()
+            raise
 
 
-def _write_grid(conn, source: str, grid, version, fetched: Downloaded,  # type: ignore[no-untyped-def]
-                product_version: str) -> IngestResult:
-    kw = dict(source_url=fetched.url, sha256=fetched.sha256, file_size=fetched.size)
-    month = grid.month
-    if version is None:
-        if store.insert_grid(conn, source, grid, product_version=product_version, **kw):
-            return IngestResult(source, month, "stored", "", fetched.url, fetched.sha256)
-        version = store.grid_version(conn, source, month)  # stored meanwhile by a concurrent ingest
-        if version is not None and version.sha256 == fetched.sha256:
-            return IngestResult(source, month, "unchanged", "stored concurrently by another run",
-                                fetched.url, fetched.sha256)
-    assert version is not None
-    if store.revise_grid(conn, source, grid, previous_sha256=version.sha256, **kw):
-        return IngestResult(source, month, "revised",
-                            f"upstream file changed: sha256 {version.sha256[:12]} -> {fetched.sha256[:12]}, "
-                            f"now revision {version.revision + 1}", fetched.url, fetched.sha256)
-    return IngestResult(source, month, "unchanged", "revised concurrently by another run",
-                        fetched.url, fetched.sha256)
+def ingest_sst_month(engine: Engine, settings: Settings, source: str, month: Month | str, *,
+                     run_id: str | None = None) -> IngestResult:
+    """Ingest one month of an SST source; returns its outcome (also written to the ingest log).
+
+    Raises :class:`StoreUnavailable` only when the database itself cannot be reached
+    (then there is nowhere to log); every other failure is an outcome.
+    """
+    return ingest_sst_months(engine, settings, source, [Month.parse(month)], run_id=run_id)[0]
 
 
-# --- The index file ---------------------------------------------------------------------------
+# --- The index files --------------------------------------------------------------------------
 
-def index_url(settings: Settings) -> str:
-    """The configured index URL; for McNoldy's table a folder URL triggers discovery of the newest file."""
-    url = settings.index_url
-    if settings.index_format == "mcnoldy" and not url.endswith(".txt"):
+def index_url(settings: Settings, product: IndexProduct | None = None) -> str:
+    """The product's index URL; for McNoldy's table a folder URL triggers discovery of the newest file."""
+    product = product or index_product(DEFAULT_PRODUCT)
+    url, fmt = product.url(settings), product.format(settings)
+    if fmt == "mcnoldy" and not url.endswith(".txt"):
         return discover_mcnoldy_url(url, _session(), Month.current().year, settings.http_timeout)
     return url
 
 
-def ingest_index(engine: Engine, settings: Settings, *, run_id: str | None = None,
+def ingest_index(engine: Engine, settings: Settings, *, product: str = DEFAULT_PRODUCT,
+                 accept_shrink: bool = False, run_id: str | None = None,
                  base: tuple[int, int] | None = None) -> IngestResult:
-    """Download the whole index file, parse, complete (anomaly/ONI/phase) and store it as one vintage.
+    """Download ``product``'s whole index file, parse, complete (anomaly/ONI/phase) and store it as a new vintage.
 
-    Anomalies the file lacks are computed against ``base`` (default: ENSO_ANOMALY_BASE_START/_END).
+    The download is conditional on the newest vintage's validators (a 304 is
+    ``unchanged``). A file identical to the newest vintage is ``unchanged``; a file
+    that would lose months or has gaps is ``rejected`` (the store keeps its index)
+    unless ``accept_shrink`` (then the vintage records what was accepted). Anomalies
+    the file lacks are computed against ``base`` (default: ENSO_ANOMALY_BASE_START/_END).
     """
+    spec = index_product(product)
     base = base or (settings.anomaly_base_start, settings.anomaly_base_end)
-    fmt = settings.index_format
+    fmt = spec.format(settings)
     try:
-        url = index_url(settings)
+        url = index_url(settings, spec)
     except SourceError as exc:
-        result = IngestResult(fmt, None, "failed" if not isinstance(exc, InvalidFile) else "rejected", str(exc),
-                              settings.index_url)
+        result = IngestResult(product, None, "rejected" if isinstance(exc, InvalidFile) else "failed", str(exc),
+                              spec.url(settings))
         _log(engine, result, run_id)
         return result
-    with tempfile.TemporaryDirectory(prefix="index-", dir=_download_root(settings)) as tmp:
+    try:
+        with engine.connect() as conn:
+            held = store.current_vintage(conn, product)
+    except OperationalError as exc:
+        raise _store_unavailable(engine, f"index file {url}", exc) from exc
+    conditional = Validators(held.etag, held.last_modified) if held is not None and held.url == url else None
+    with ExitStack() as files:
         try:
-            fetched = _fetch(url, settings, None, Path(tmp))
-            text = fetched.path.read_bytes().decode("utf-8", errors="strict")
-            table = complete_index(parse_index(text, fmt, url), base=base)
+            fetched = files.enter_context(_fetched(url, settings, None, "index", conditional or None))
+            if isinstance(fetched, NotModified):
+                result = IngestResult(product, store.date_month(held.last_month), "unchanged",
+                                      f"not modified (HTTP 304) since vintage {held.seq}", url, held.sha256)
+            elif held is not None and held.sha256 == fetched.sha256:
+                return _unchanged_file(engine, product, held, fetched, run_id)
+            else:
+                table = complete_index(parse_index(_text(fetched), fmt, url), base=base)
+                try:
+                    return _store_index(engine, settings, product, table, fetched, fmt, accept_shrink, run_id)
+                except IntegrityError:
+                    # Another ingest appended the same successor meanwhile: compare against it now.
+                    return _store_index(engine, settings, product, table, fetched, fmt, accept_shrink, run_id)
         except NotPublished as exc:
-            result = IngestResult(fmt, None, "not_published", str(exc), url)
+            result = IngestResult(product, None, "not_published", str(exc), url)
         except DownloadFailed as exc:
-            result = IngestResult(fmt, None, "failed", str(exc), url)
-        except (InvalidFile, UnicodeDecodeError) as exc:
-            result = IngestResult(fmt, None, "rejected", str(exc), url)
-        else:
-            try:
-                return _store_index(engine, settings, table, fetched, run_id)
-            except IntegrityError:
-                # Another ingest stored a vintage meanwhile: compare against it now.
-                return _store_index(engine, settings, table, fetched, run_id)
+            result = IngestResult(product, None, "failed", str(exc), url)
+        except InvalidFile as exc:
+            result = IngestResult(product, None, "rejected", str(exc), url)
     _log(engine, result, run_id)
     return result
 
 
-def _store_index(engine: Engine, settings: Settings, table, fetched: Downloaded, run_id: str | None
-                 ) -> IngestResult:  # type: ignore[no-untyped-def]
-    fmt = settings.index_format
-    last = Month.of(table.index[-1].year, table.index[-1].month)
-    base_period = f"{settings.anomaly_base_start}-{settings.anomaly_base_end}"
+def _text(fetched: Downloaded) -> str:
+    """The file as UTF-8 text, or InvalidFile naming it."""
+    data = fetched.path.read_bytes()
+    try:
+        return data.decode("utf-8", errors="strict")
+    except UnicodeDecodeError as exc:
+        raise InvalidFile(fetched.url, None, f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}):"
+                                             " not an index table; check the URL and format") from None
+
+
+def _unchanged_file(engine: Engine, product: str, held, fetched: Downloaded,  # type: ignore[no-untyped-def]
+                    run_id: str | None) -> IngestResult:
+    result = IngestResult(product, store.date_month(held.last_month), "unchanged",
+                          f"the file is vintage {held.seq} ({fetched.sha256[:12]})", fetched.url, fetched.sha256)
     try:
         with engine.begin() as conn:
-            current = store.current_vintage(conn)
-            if current is not None and current.sha256 == fetched.sha256:
-                result = IngestResult(fmt, last, "unchanged", f"vintage {fetched.sha256[:12]} already stored",
-                                      fetched.url, fetched.sha256)
-            else:
-                change = store.replace_index(conn, table, source=fmt, url=fetched.url, sha256=fetched.sha256,
-                                             downloaded_at=fetched.fetched_at, base_period=base_period)
-                outcome = "stored" if current is None else ("revised" if change.any else "unchanged")
-                message = (f"{len(table)} months {table.index[0]}..{table.index[-1]}; "
-                           f"{len(change.added)} new, {len(change.revised)} revised, {len(change.removed)} removed")
-                if change.revised:
-                    message += f" (revised: {', '.join(str(m) for m in change.revised[:12])}"
-                    message += " ...)" if len(change.revised) > 12 else ")"
-                result = IngestResult(fmt, last, outcome, message, fetched.url, fetched.sha256)
-            store.log_ingest(conn, source=fmt, month=last, outcome=result.outcome, message=result.message,
-                             url=fetched.url, sha256=fetched.sha256, run_id=run_id)
+            if fetched.validators and fetched.validators != Validators(held.etag, held.last_modified):
+                store.update_vintage_validators(conn, held.id, fetched.validators)
+            store.log_ingest(conn, **result.log_entry(run_id))  # type: ignore[arg-type]
     except OperationalError as exc:
         raise _store_unavailable(engine, f"index file {fetched.url}", exc) from exc
+    return result
+
+
+def _store_index(engine: Engine, settings: Settings, product: str, table: pd.DataFrame, fetched: Downloaded,
+                 fmt: str, accept_shrink: bool, run_id: str | None) -> IngestResult:
+    last = Month.of(table.index[-1].year, table.index[-1].month)
+    base_period = f"{settings.anomaly_base_start}-{settings.anomaly_base_end}"
+    url, sha = fetched.url, fetched.sha256
+    try:
+        with engine.begin() as conn:
+            current = store.current_vintage(conn, product)
+            if current is not None and current.sha256 == sha:
+                result = IngestResult(product, last, "unchanged", f"stored concurrently as vintage {current.seq}",
+                                      url, sha)
+            else:
+                previous = store.load_index(conn, product, vintage_id=current.id) if current is not None else None
+                try:
+                    change = check_vintage(previous, table, file=url, accept_shrink=accept_shrink)
+                except VintageRefused as exc:
+                    result = IngestResult(product, last, "rejected", str(exc), url, sha)
+                else:
+                    seq = current.seq + 1 if current is not None else 1
+                    store.append_vintage(
+                        conn, product, table, VintageFile(url, sha, fmt, fetched.fetched_at, fetched.validators),
+                        seq=seq, base_period=base_period, changes=change.summary(),
+                        acceptance="accept-shrink" if change.accepted_problems else "checked")
+                    outcome = "stored" if current is None else ("revised" if change.any else "unchanged")
+                    message = (f"vintage {seq}: {len(table)} months {table.index[0]}..{table.index[-1]} ({fmt}); "
+                               + change.summary())
+                    result = IngestResult(product, last, outcome, message, url, sha)
+            store.log_ingest(conn, **result.log_entry(run_id))  # type: ignore[arg-type]
+    except OperationalError as exc:
+        raise _store_unavailable(engine, f"index file {url}", exc) from exc
     return result
 
 
@@ -332,7 +527,9 @@ def backfill(engine: Engine, settings: Settings, source: str, start: Month | str
     start, end = Month.parse(start), Month.parse(end)
     if end < start:
         raise ValueError(f"backfill end {end} is before start {start}")
-    check_product_version(engine, settings, source)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    check_product_version(engine, settings, source)  # refused before any download
     months = month_range(start, end)
     summary = BackfillSummary(source, start, end)
     t0 = time.perf_counter()
@@ -341,22 +538,18 @@ def backfill(engine: Engine, settings: Settings, source: str, start: Month | str
         from tqdm import tqdm
 
         bar = tqdm(total=len(months), unit="month", desc=f"backfill {source}", dynamic_ncols=True)
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="backfill") as pool:
-        futures = {pool.submit(ingest_sst_month, engine, settings, source, m, run_id=run_id): m for m in months}
-        try:
-            for fut in as_completed(futures):
-                result = fut.result()
-                summary.results.append(result)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix_str(f"{result.month} {result.outcome}", refresh=False)
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
+
+    def advance(result: IngestResult) -> None:
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"{result.month} {result.outcome}", refresh=False)
+
+    try:
+        summary.results = ingest_sst_months(engine, settings, source, months, workers=workers, run_id=run_id,
+                                            on_result=advance)
+    finally:
+        if bar is not None:
+            bar.close()
     summary.results.sort(key=lambda r: r.month)
     summary.seconds = time.perf_counter() - t0
     return summary

@@ -42,13 +42,14 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass, replace
+from email.utils import parseaddr
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from sqlalchemy import Engine, desc, insert, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, delete, desc, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from db import registry, store
 from db.forecasts import load_forecast_grid, load_forecasts
@@ -408,53 +409,111 @@ def render_and_store(engine: Engine, settings: Settings, init_month: Month | Non
 
 # --------------------------------------------------------------------------- email
 
+#: A claim older than this is taken for a send that was interrupted (a crashed or killed process).
+CLAIM_STALE_AFTER = dt.timedelta(hours=1)
+
+
 @dataclass(frozen=True)
 class EmailOutcome:
-    """What :func:`email_report` did: ``status`` is 'sent' or 'already sent' (nothing was sent)."""
+    """What :func:`email_report` did: ``status`` is 'sent', 'already sent' or 'in progress' (nothing sent)."""
 
     init_month: Month
     status: str
     recipients: tuple[str, ...]
     message_id: str | None
     attempts: int
+    since: dt.datetime | None = None
+    #: Recipients the server refused although it accepted the message for the others, with its reply.
+    refused: str = ""
 
     def __str__(self) -> str:
         if self.status == "already sent":
             return (f"report {self.init_month} was already emailed (message {self.message_id}); "
                     "nothing sent (use --force-email to send again)")
+        if self.status == "in progress":
+            return (f"report {self.init_month} is being emailed by another run (since {self.since:%Y-%m-%d %H:%M} "
+                    "UTC); nothing sent by this one")
         return (f"report {self.init_month} emailed to {', '.join(self.recipients)} "
-                f"(message {self.message_id}, {self.attempts} attempt(s))")
+                f"(message {self.message_id}, {self.attempts} attempt(s))"
+                + (f"; but the server {self.refused}: they did not get it" if self.refused else ""))
 
 
-def _record_delivery(engine: Engine, init: Month, recipients: list[str], *, status: str, attempts: int,
-                     message: str = "", message_id: str | None = None) -> None:
+def recipient_key(recipients: list[str]) -> str:
+    """The normalised recipients of a delivery: addresses, lower-case, sorted, without duplicates."""
+    addresses = {parseaddr(r)[1].strip().lower() or r.strip().lower() for r in recipients}
+    return ", ".join(sorted(addresses))
+
+
+def _claim(engine: Engine, init: Month, key: str, *, force: bool, stale_after: dt.timedelta
+           ) -> int | EmailOutcome:
+    """Claim the delivery of (init month, recipients) for this sender: the claim's id, or why not to send.
+
+    Race-free: the claim is a row in state 'sending' under a partial unique index,
+    so of two senders only one inserts it; the 'already sent' check runs after the
+    insert, so a delivery completed meanwhile is seen too.
+    """
+    month = store.month_date(init)
+    mine = (EmailDelivery.init_month == month, EmailDelivery.recipients == key)
+    backed_off = EmailOutcome(init, "in progress", tuple(key.split(", ")), None, 0)
     with engine.begin() as conn:
-        conn.execute(insert(EmailDelivery).values(
-            init_month=store.month_date(init), recipients=", ".join(recipients), status=status, attempts=attempts,
-            message=message, message_id=message_id, at=utcnow()))
+        live = conn.execute(select(EmailDelivery).where(*mine, EmailDelivery.status == "sending")).first()
+        if live is not None:
+            since = _utc(live.at)
+            if utcnow() - since < stale_after:
+                return replace(backed_off, since=since)
+            if not force:
+                raise EmailDeliveryError(
+                    f"report {init} was being emailed at {since:%Y-%m-%d %H:%M} UTC and that send never finished "
+                    f"(the process was stopped): it may or may not have been delivered. Ask a recipient; to send "
+                    f"it (again), run `enso report --init {init} --email --force-email`", 0)
+            conn.execute(update(EmailDelivery).where(EmailDelivery.id == live.id).values(
+                status="failed", at=utcnow(),
+                message=f"interrupted send (claimed {since:%Y-%m-%d %H:%M} UTC) taken over by --force-email"))
+    try:
+        with engine.begin() as conn:
+            claim = conn.execute(insert(EmailDelivery).values(
+                init_month=month, recipients=key, status="sending", attempts=0, message="", at=utcnow())
+                .returning(EmailDelivery.id)).scalar_one()
+    except IntegrityError:
+        with engine.connect() as conn:
+            since = conn.execute(select(EmailDelivery.at).where(*mine, EmailDelivery.status == "sending")).scalar()
+        return replace(backed_off, since=_utc(since) if since else utcnow())
+    if not force:
+        with engine.begin() as conn:
+            sent = conn.execute(select(EmailDelivery).where(*mine, EmailDelivery.status == "sent")
+                                .order_by(desc(EmailDelivery.at)).limit(1)).first()
+            if sent is not None:
+                conn.execute(delete(EmailDelivery).where(EmailDelivery.id == claim))
+                return EmailOutcome(init, "already sent", tuple(key.split(", ")), sent.message_id, 0)
+    return claim
+
+
+def _finish(engine: Engine, claim: int, **values: object) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(EmailDelivery).where(EmailDelivery.id == claim).values(at=utcnow(), **values))
 
 
 def email_report(engine: Engine, settings: Settings, init_month: Month, *, force: bool = False,
-                 retries: int = 3, backoff: float = 5.0) -> EmailOutcome:
-    """Email the stored report of ``init_month`` to ``settings.report_to``, once per month unless ``force``.
+                 retries: int = 3, backoff: float = 5.0,
+                 stale_after: dt.timedelta = CLAIM_STALE_AFTER) -> EmailOutcome:
+    """Email the stored report of ``init_month`` to ``settings.report_to``, exactly once unless ``force``.
 
+    The delivery of (init month, recipients) is claimed in ``email_delivery``
+    before anything is sent (:func:`_claim`): a concurrent sender backs off
+    ('in progress'), a completed delivery is not repeated ('already sent'). The
+    claim then becomes 'sent' (with the Message-ID) or 'failed' (with the error,
+    which never contains the SMTP password; re-raised as
+    :class:`reports.email.EmailDeliveryError`). Transient failures before the
+    server accepts the message are retried by :func:`reports.email.send_message`
+    (``retries``/``backoff``); nothing else retries. A claim left 'sending' for
+    longer than ``stale_after`` by a stopped process blocks the month with a
+    message saying so until ``force`` (the interrupted send may have been delivered).
     The attachment is the stored HTML byte for byte; the email body is rendered
-    again from the store with the stored issue time. Every attempt is recorded in
-    ``email_delivery`` ('sent' with the Message-ID, or 'failed' with the error,
-    which never contains the SMTP password); a failure is re-raised as
-    :class:`reports.email.EmailDeliveryError`. ``retries``/``backoff`` are those
-    of :func:`reports.email.send_message`.
+    again from the store with the stored issue time.
     """
     recipients = list(settings.report_to)
     if not recipients:
         raise ValueError(f"report {init_month}: no recipients: set ENSO_REPORT_TO (comma-separated addresses)")
-    if not force:
-        with engine.connect() as conn:
-            sent = conn.execute(select(EmailDelivery).where(
-                EmailDelivery.init_month == store.month_date(init_month), EmailDelivery.status == "sent")
-                .order_by(desc(EmailDelivery.at)).limit(1)).first()
-        if sent is not None:
-            return EmailOutcome(init_month, "already sent", tuple(sent.recipients.split(", ")), sent.message_id, 0)
     with engine.connect() as conn:
         stored = conn.execute(select(Report.html, Report.created_at)
                               .where(Report.init_month == store.month_date(init_month))).first()
@@ -463,18 +522,29 @@ def email_report(engine: Engine, settings: Settings, init_month: Month, *, force
     data = assemble_report(engine, settings, init_month, issued_at=_utc(stored.created_at))
     rendered = replace(render_report(data), html=stored.html)
     message = build_message(rendered, data, sender=settings.report_from, recipients=recipients)
+    claim = _claim(engine, init_month, recipient_key(recipients), force=force, stale_after=stale_after)
+    if isinstance(claim, EmailOutcome):
+        return claim
     try:
         delivery = send_message(message, SmtpSettings.from_settings(settings), retries=retries, backoff=backoff)
     except EmailDeliveryError as error:
         reason = str(error).replace(settings.smtp_password, "***") if settings.smtp_password else str(error)
-        _record_delivery(engine, init_month, recipients, status="failed", attempts=error.attempts, message=reason)
+        _finish(engine, claim, status="failed", attempts=error.attempts, message=reason)
         raise EmailDeliveryError(f"report {init_month} was not emailed: {reason}", error.attempts) from None
+    except BaseException:
+        _finish(engine, claim, status="failed", attempts=0, message="the send was interrupted before the server "
+                "accepted the message")
+        raise
+    refused = "; ".join(f"refused {rcpt}: {code} {text.decode(errors='replace')}"
+                        for rcpt, (code, text) in delivery.refused.items())
     try:
-        _record_delivery(engine, init_month, recipients, status="sent", attempts=delivery.attempts,
-                         message_id=delivery.message_id)
+        _finish(engine, claim, status="sent", attempts=delivery.attempts, message_id=delivery.message_id,
+                message=refused)
     except DBAPIError as error:
         # The mail is out: raising would make a retry send it again. Say so loudly instead.
         logging.getLogger(__name__).error(
-            "report %s was emailed (message %s) but recording the delivery failed: %s; a forced resend "
-            "is needed only if it did not arrive", init_month, delivery.message_id, error.orig)
-    return EmailOutcome(init_month, "sent", tuple(recipients), delivery.message_id, delivery.attempts)
+            "report %s was emailed (message %s) but recording the delivery failed: %s; the claim stays "
+            "'sending', so no run sends it again without --force-email", init_month, delivery.message_id,
+            error.orig)
+    return EmailOutcome(init_month, "sent", tuple(recipients), delivery.message_id, delivery.attempts,
+                        refused=refused)

@@ -79,42 +79,105 @@ class SstGrid(Base):
     sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     file_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
     revision: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    #: The server's validators of the stored file (for conditional re-downloads); None if it sent none.
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
     first_stored_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
 class IndexVintage(Base):
-    """One downloaded index file (a vintage), identified by its checksum."""
+    """One accepted download of an index product's file (a vintage): append-only, never spliced.
+
+    ``seq`` numbers the vintages of a product 1, 2, ...; the newest is the current
+    index (views ``index_current`` and ``index_observation``). A unique (product,
+    seq) makes two ingests racing to append the same successor fail instead of
+    forking the history. ``changes`` says what the vintage changed against the one
+    before it; ``acceptance`` is ``checked`` or ``accept-shrink`` (taken although it
+    dropped months, by an operator's --accept-shrink). ``etag`` / ``last_modified``
+    are the server's validators of the file, for conditional re-downloads.
+    """
 
     __tablename__ = "index_vintage"
+    __table_args__ = (
+        UniqueConstraint("product", "seq", name="uq_index_vintage_product_seq"),
+        CheckConstraint("acceptance IN ('checked', 'accept-shrink')", name="acceptance_values"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    sha256: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    product: Mapped[str] = mapped_column(String(16), nullable=False)
+    seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     url: Mapped[str] = mapped_column(Text, nullable=False)
     format: Mapped[str] = mapped_column(String(16), nullable=False)
     downloaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    stored_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     first_month: Mapped[dt.date] = mapped_column(Date, nullable=False)
     last_month: Mapped[dt.date] = mapped_column(Date, nullable=False)
     n_months: Mapped[int] = mapped_column(Integer, nullable=False)
     base_period: Mapped[str] = mapped_column(String(16), nullable=False)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    acceptance: Mapped[str] = mapped_column(String(16), nullable=False, default="checked")
+    changes: Mapped[str] = mapped_column(Text, nullable=False, default="")
 
 
-class IndexObservation(Base):
-    """Niño 3.4 for one month, all rows from one vintage (the newest file, never spliced)."""
+class IndexValue(Base):
+    """The values of one month in one vintage (every vintage keeps all its months)."""
 
-    __tablename__ = "index_observation"
+    __tablename__ = "index_value"
     __table_args__ = (
         CheckConstraint("phase IN ('la_nina', 'neutral', 'el_nino')", name="phase_values"),
     )
 
+    vintage_id: Mapped[int] = mapped_column(ForeignKey("index_vintage.id"), primary_key=True)
     month: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     nino34: Mapped[float | None] = mapped_column(Float)
     anomaly: Mapped[float | None] = mapped_column(Float)
     oni: Mapped[float | None] = mapped_column(Float)
     phase: Mapped[str | None] = mapped_column(String(8))
-    source: Mapped[str] = mapped_column(String(16), nullable=False)
-    vintage_id: Mapped[int] = mapped_column(ForeignKey("index_vintage.id"), nullable=False)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class ViewBase(DeclarativeBase):
+    """Views (created by the migrations' SQL, read-only): mapped for queries, not part of ``Base.metadata``."""
+
+    metadata = MetaData()
+
+
+class IndexCurrent(ViewBase):
+    """View ``index_current``: every product's newest vintage, one row per (product, month)."""
+
+    __tablename__ = "index_current"
+
+    product: Mapped[str] = mapped_column(String(16), primary_key=True)
+    month: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    nino34: Mapped[float | None] = mapped_column(Float)
+    anomaly: Mapped[float | None] = mapped_column(Float)
+    oni: Mapped[float | None] = mapped_column(Float)
+    phase: Mapped[str | None] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(16))
+    vintage_id: Mapped[int] = mapped_column(Integer)
+    vintage_seq: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class IndexObservation(ViewBase):
+    """View ``index_observation``: the current Niño 3.4 index (product ``nino34``), one row per month.
+
+    What the forecasts are verified against; ``source`` is the file's format.
+    """
+
+    __tablename__ = "index_observation"
+
+    month: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    product: Mapped[str] = mapped_column(String(16))
+    nino34: Mapped[float | None] = mapped_column(Float)
+    anomaly: Mapped[float | None] = mapped_column(Float)
+    oni: Mapped[float | None] = mapped_column(Float)
+    phase: Mapped[str | None] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(16))
+    vintage_id: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class IngestLog(Base):
@@ -269,11 +332,19 @@ class Report(Base):
 
 
 class EmailDelivery(Base):
-    """Each attempt to email a month's report; 'sent' once per init month unless forced."""
+    """One delivery of a month's report: claimed ('sending'), then 'sent' or 'failed'.
+
+    A sender first inserts its claim in state 'sending'; the partial unique index
+    lets only one claim per (init month, recipients) exist at a time, so a
+    concurrent sender backs off instead of sending a second copy. ``recipients``
+    is the normalised list (lower-case addresses, sorted, comma-separated).
+    """
 
     __tablename__ = "email_delivery"
-    __table_args__ = (CheckConstraint("status IN ('sent', 'failed')", name="status_values"),
-                      Index("ix_email_delivery_init_month", "init_month"))
+    __table_args__ = (CheckConstraint("status IN ('sending', 'sent', 'failed')", name="status_values"),
+                      Index("ix_email_delivery_init_month", "init_month"),
+                      Index("uq_email_delivery_claim", "init_month", "recipients", unique=True,
+                            postgresql_where=text("status = 'sending'"), sqlite_where=text("status = 'sending'")))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     init_month: Mapped[dt.date] = mapped_column(Date, nullable=False)

@@ -1,5 +1,5 @@
-"""What the store holds (months per source, gaps, the index vintage, recent ingest outcomes), and whether
-each input is current, late or stale: the stale-input alarm.
+"""What the store holds (months per source, gaps, each index product's vintages and what they changed,
+recent ingest outcomes), and whether each input is current, late or stale: the stale-input alarm.
 
 The alarm (:func:`input_freshness`) compares the newest month held of every input
 (the configured SST source's grids, the Niño 3.4 index file) with the last
@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, func, select
 
 from db import store
-from db.schema import IndexObservation, SstGrid
+from db.schema import IndexCurrent, SstGrid
 from enso.config import Settings
 from enso.months import Month, last_complete_month
 from enso.publication import LATE, STALE, PublicationLag, freshness, newest_due_month
+from enso.sources.index_products import DEFAULT_PRODUCT, INDEX_PRODUCTS
 from enso.sources.sst import sst_source
 
 INDEX_ADVICE = ("check the URL in a browser; if CPC stopped or renamed the file (as ersst5.nino.mth.91-20.ascii "
@@ -70,6 +71,16 @@ class InputFreshness:
 
 
 @dataclass(frozen=True)
+class VintageNote:
+    """One vintage of an index product: when it was stored, how it was accepted, what it changed."""
+
+    seq: int
+    stored_at: object
+    acceptance: str
+    changes: str
+
+
+@dataclass(frozen=True)
 class IndexStatus:
     n_months: int
     first: Month | None
@@ -79,14 +90,22 @@ class IndexStatus:
     url: str | None
     sha256: str | None
     downloaded_at: object
+    product: str = DEFAULT_PRODUCT
+    #: The newest vintages, newest first (the first is the current index).
+    history: tuple[VintageNote, ...] = ()
 
 
 @dataclass(frozen=True)
 class StoreStatus:
     sources: list[SourceStatus]
-    index: IndexStatus
+    indexes: list[IndexStatus]
     recent: list[object]
     inputs: tuple[InputFreshness, ...] = ()
+
+    @property
+    def index(self) -> IndexStatus:
+        """The default product's index (Niño 3.4)."""
+        return next((i for i in self.indexes if i.product == DEFAULT_PRODUCT), _NO_INDEX)
 
     def render(self) -> str:
         lines = ["SST grids:"]
@@ -99,14 +118,19 @@ class StoreStatus:
             versions = f" ({', '.join(s.product_versions)})" if s.product_versions else ""
             lines.append(f"  {s.source:<6} {s.n_months:>5} months  {s.first}..{s.last}  {gap}; "
                          f"{s.revised_months} revised{versions}")
-        i = self.index
-        lines.append("Niño 3.4 index:")
-        if i.n_months == 0:
-            lines.append("  (none yet: run `enso ingest`)")
-        else:
-            lines.append(f"  {i.n_months} months {i.first}..{i.last} ({i.format}); phase known to {i.last_with_phase}"
-                         f" (later months provisional)")
-            lines.append(f"  vintage {i.sha256[:12] if i.sha256 else '?'} from {i.url} at {i.downloaded_at}")
+        for i in self.indexes or [_NO_INDEX]:
+            product = INDEX_PRODUCTS.get(i.product)
+            lines.append(f"Index {i.product}" + (f" ({product.description})" if product else "") + ":")
+            if i.n_months == 0:
+                lines.append("  (none yet: run `enso ingest`)")
+                continue
+            lines.append(f"  {i.n_months} months {i.first}..{i.last} ({i.format}); phase known to "
+                         f"{i.last_with_phase} (later months provisional)")
+            lines.append(f"  vintage {i.history[0].seq if i.history else '?'} ({i.sha256[:12] if i.sha256 else '?'}) "
+                         f"from {i.url}, downloaded {_when(i.downloaded_at)}")
+            for note in i.history:
+                forced = " [accepted with --accept-shrink]" if note.acceptance == "accept-shrink" else ""
+                lines.append(f"    vintage {note.seq:<4} {_when(note.stored_at)}{forced}: {note.changes[:300]}")
         if self.inputs:
             lines.append("Inputs (stale-input alarm):")
             lines.extend(f"  {f.line()}" for f in self.inputs)
@@ -134,20 +158,36 @@ def store_status(engine: Engine, recent: int = 10, settings: Settings | None = N
             versions = tuple(store.product_versions(conn, name))
             sources.append(SourceStatus(name, len(months), months[0], months[-1], store.gaps(months), revised,
                                         versions))
-        agg = conn.execute(select(func.count(), func.min(IndexObservation.month), func.max(IndexObservation.month))
-                           ).one()
-        last_phase = conn.execute(select(func.max(IndexObservation.month))
-                                  .where(IndexObservation.phase.is_not(None))).scalar()
-        vintage = store.current_vintage(conn)
-    index = IndexStatus(
+        indexes = [_index_status(conn, product) for product in store.index_products(conn)]
+    inputs = tuple(input_freshness(engine, settings, now)) if settings is not None else ()
+    return StoreStatus(sources, indexes, store.recent_ingests(engine, recent), inputs)
+
+
+def _index_status(conn, product: str, history: int = 3) -> IndexStatus:  # type: ignore[no-untyped-def]
+    """The current index of ``product`` and what its newest ``history`` vintages changed."""
+    mine = IndexCurrent.product == product
+    agg = conn.execute(select(func.count(), func.min(IndexCurrent.month), func.max(IndexCurrent.month))
+                       .where(mine)).one()
+    last_phase = conn.execute(select(func.max(IndexCurrent.month))
+                              .where(mine, IndexCurrent.phase.is_not(None))).scalar()
+    notes = store.vintages(conn, product, limit=history)
+    vintage = notes[0] if notes else None
+    return IndexStatus(
         n_months=agg[0], first=store.date_month(agg[1]) if agg[1] else None,
         last=store.date_month(agg[2]) if agg[2] else None,
         last_with_phase=store.date_month(last_phase) if last_phase else None,
         format=vintage.format if vintage else None, url=vintage.url if vintage else None,
         sha256=vintage.sha256 if vintage else None, downloaded_at=vintage.downloaded_at if vintage else None,
+        product=product,
+        history=tuple(VintageNote(v.seq, v.stored_at, v.acceptance, v.changes or "(values not kept)") for v in notes),
     )
-    inputs = tuple(input_freshness(engine, settings, now)) if settings is not None else ()
-    return StoreStatus(sources, index, store.recent_ingests(engine, recent), inputs)
+
+
+_NO_INDEX = IndexStatus(0, None, None, None, None, None, None, None)
+
+
+def _when(value: object) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if hasattr(value, "strftime") else str(value)
 
 
 # --- The stale-input alarm ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Reading and writing the store: grids, index observations, the ingest log.
+"""Reading and writing the store: grids, index vintages (append-only, per product), the ingest log.
 
 Functions take an :class:`sqlalchemy.Engine` (or a connection inside a caller's
 transaction) and speak domain types: :class:`enso.months.Month`,
@@ -14,14 +14,16 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 import xarray as xr
-from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from db import codec
-from db.schema import IndexObservation, IndexVintage, IngestLog, SstGrid, utcnow
+from db.schema import IndexCurrent, IndexValue, IndexVintage, IngestLog, SstGrid, utcnow
 from enso import grids
 from enso.grids import SSTGrid
 from enso.months import Month
+from enso.sources.http import Validators
+from enso.sources.index_products import DEFAULT_PRODUCT
 
 
 def month_date(month: Month) -> dt.date:
@@ -41,21 +43,52 @@ def dialect_insert(conn: Connection, table):  # type: ignore[no-untyped-def]
 
 @dataclass(frozen=True)
 class StoredGridVersion:
-    """What identifies the stored version of a month: its file checksum and revision number."""
+    """What identifies the stored version of a month: its file's checksum, revision, URL and validators."""
 
     sha256: str
     revision: int
+    source_url: str = ""
+    validators: Validators = Validators()
+
+
+_VERSION_COLUMNS = (SstGrid.month, SstGrid.sha256, SstGrid.revision, SstGrid.source_url, SstGrid.etag,
+                    SstGrid.last_modified)
+
+
+def _version(row) -> StoredGridVersion:  # type: ignore[no-untyped-def]
+    return StoredGridVersion(row.sha256, row.revision, row.source_url, Validators(row.etag, row.last_modified))
 
 
 def grid_version(conn: Connection, source: str, month: Month) -> StoredGridVersion | None:
     row = conn.execute(
-        select(SstGrid.sha256, SstGrid.revision).where(SstGrid.source == source, SstGrid.month == month_date(month))
+        select(*_VERSION_COLUMNS).where(SstGrid.source == source, SstGrid.month == month_date(month))
     ).first()
-    return StoredGridVersion(row.sha256, row.revision) if row else None
+    return _version(row) if row else None
 
 
-def _grid_columns(grid: SSTGrid, *, source_url: str, sha256: str, file_size: int) -> dict[str, object]:
-    return dict(
+def grid_versions(engine: Engine, source: str, start: Month, end: Month) -> dict[Month, StoredGridVersion]:
+    """The stored version of every month of ``source`` in start..end, in one query (for backfills)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(*_VERSION_COLUMNS).where(
+            SstGrid.source == source, SstGrid.month >= month_date(start), SstGrid.month <= month_date(end))).all()
+    return {date_month(r.month): _version(r) for r in rows}
+
+
+@dataclass(frozen=True)
+class PackedGrid:
+    """A month's grid encoded as the ``sst_grid`` columns (done off the writer's thread, in parallel)."""
+
+    month: Month
+    sha256: str
+    columns: dict[str, object]
+
+
+def pack_grid(grid: SSTGrid, *, source_url: str, sha256: str, file_size: int, product_version: str,
+              validators: Validators = Validators()) -> PackedGrid:
+    """The ``sst_grid`` columns of ``grid`` as downloaded from ``source_url`` (compressed values and mask),
+    with the source's ``product_version`` (e.g. ``ersst v6``; never mixed within a source, see db.ingest)."""
+    return PackedGrid(grid.month, sha256, dict(
+        product_version=product_version,
         nlat=grid.shape[0], nlon=grid.shape[1],
         lat=codec.pack_coords(grid.lat), lon=codec.pack_coords(grid.lon),
         values_zstd=codec.pack_float32(grid.values),
@@ -63,7 +96,8 @@ def _grid_columns(grid: SSTGrid, *, source_url: str, sha256: str, file_size: int
         land_fraction=grid.land_fraction,
         nino34=grids.nino34_mean(grid),
         source_url=source_url, sha256=sha256, file_size=file_size,
-    )
+        etag=validators.etag, last_modified=validators.last_modified,
+    ))
 
 
 def product_versions(conn: Connection, source: str, *, besides: str | None = None
@@ -90,33 +124,45 @@ def delete_grids(conn: Connection, source: str) -> int:
     return conn.execute(delete(SstGrid).where(SstGrid.source == source)).rowcount
 
 
-def insert_grid(conn: Connection, source: str, grid: SSTGrid, *, source_url: str, sha256: str,
-                file_size: int, product_version: str) -> bool:
-    """Insert a month's grid unless one exists; True if this call stored it (race-safe)."""
+def insert_grids(conn: Connection, source: str, packed: list[PackedGrid]) -> set[Month]:
+    """Insert months' grids unless they exist, in one statement; returns the months this call stored (race-safe)."""
+    if not packed:
+        return set()
     now = utcnow()
-    stmt = (
-        dialect_insert(conn, SstGrid)
-        .values(source=source, month=month_date(grid.month), revision=1, first_stored_at=now, updated_at=now,
-                product_version=product_version,
-                **_grid_columns(grid, source_url=source_url, sha256=sha256, file_size=file_size))
-        .on_conflict_do_nothing(index_elements=["source", "month"])
-        .returning(SstGrid.id)
-    )
-    return conn.execute(stmt).first() is not None
+    stmt = (dialect_insert(conn, SstGrid).on_conflict_do_nothing(index_elements=["source", "month"])
+            .returning(SstGrid.month))
+    rows = conn.execute(stmt, [dict(source=source, month=month_date(p.month), revision=1, first_stored_at=now,
+                                    updated_at=now, **p.columns) for p in packed])
+    return {date_month(d) for d in rows.scalars()}
 
 
-def revise_grid(conn: Connection, source: str, grid: SSTGrid, *, previous_sha256: str, source_url: str,
-                sha256: str, file_size: int) -> bool:
+def insert_grid(conn: Connection, source: str, packed: PackedGrid) -> bool:
+    """Insert a month's grid unless one exists; True if this call stored it (race-safe)."""
+    return bool(insert_grids(conn, source, [packed]))
+
+
+def revise_grid(conn: Connection, source: str, packed: PackedGrid, *, previous_sha256: str) -> bool:
     """Replace a stored month with a changed upstream file; True if the row held ``previous_sha256``."""
     stmt = (
         update(SstGrid)
-        .where(SstGrid.source == source, SstGrid.month == month_date(grid.month),
+        .where(SstGrid.source == source, SstGrid.month == month_date(packed.month),
                SstGrid.sha256 == previous_sha256)
-        .values(revision=SstGrid.revision + 1, updated_at=utcnow(),
-                **_grid_columns(grid, source_url=source_url, sha256=sha256, file_size=file_size))
+        .values(revision=SstGrid.revision + 1, updated_at=utcnow(), **packed.columns)
         .returning(SstGrid.id)
     )
     return conn.execute(stmt).first() is not None
+
+
+def update_grid_validators(conn: Connection, source: str, updates: list[tuple[Month, str, Validators]]) -> None:
+    """Record the server's validators of files found identical to the stored ones: (month, sha256, validators)."""
+    if not updates:
+        return
+    stmt = (update(SstGrid)
+            .where(SstGrid.source == bindparam("b_source"), SstGrid.month == bindparam("b_month"),
+                   SstGrid.sha256 == bindparam("b_sha256"))
+            .values(etag=bindparam("b_etag"), last_modified=bindparam("b_last_modified")))
+    conn.execute(stmt, [{"b_source": source, "b_month": month_date(m), "b_sha256": sha, "b_etag": v.etag,
+                         "b_last_modified": v.last_modified} for m, sha, v in updates])
 
 
 def _row_to_grid(row) -> SSTGrid:  # type: ignore[no-untyped-def]
@@ -203,26 +249,45 @@ def grid_nino34(engine: Engine, source: str) -> pd.Series:
     return pd.Series([r.nino34 for r in rows], index=idx, name="nino34", dtype=float)
 
 
-# --- Index observations -------------------------------------------------------------------
+# --- Index vintages -----------------------------------------------------------------------
 
 INDEX_COLUMNS = ("nino34", "anomaly", "oni", "phase")
 
 
-def current_vintage(conn: Connection):  # type: ignore[no-untyped-def]
-    """The vintage the stored index comes from (a row with IndexVintage's columns), or None."""
-    return conn.execute(
-        select(IndexVintage).join(IndexObservation, IndexObservation.vintage_id == IndexVintage.id).limit(1)
-    ).first()
+def current_vintage(conn: Connection, product: str = DEFAULT_PRODUCT):  # type: ignore[no-untyped-def]
+    """The newest vintage of ``product`` (a row with IndexVintage's columns), or None: the current index."""
+    return conn.execute(select(IndexVintage).where(IndexVintage.product == product)
+                        .order_by(IndexVintage.seq.desc()).limit(1)).first()
 
 
-def vintage_id_for(conn: Connection, sha256: str) -> int | None:
-    return conn.execute(select(IndexVintage.id).where(IndexVintage.sha256 == sha256)).scalar()
+def vintages(conn: Connection, product: str = DEFAULT_PRODUCT, limit: int = 5) -> list:
+    """The newest ``limit`` vintages of ``product``, newest first."""
+    return list(conn.execute(select(IndexVintage).where(IndexVintage.product == product)
+                             .order_by(IndexVintage.seq.desc()).limit(limit)).all())
 
 
-def load_index(engine: Engine | Connection) -> pd.DataFrame:
-    """The stored index table: monthly PeriodIndex ``month``; nino34, anomaly, oni, phase."""
-    stmt = select(IndexObservation.month, IndexObservation.nino34, IndexObservation.anomaly,
-                  IndexObservation.oni, IndexObservation.phase, IndexObservation.source).order_by(IndexObservation.month)
+def index_products(conn: Connection) -> list[str]:
+    """The products the store holds vintages of."""
+    return list(conn.execute(select(IndexVintage.product).distinct().order_by(IndexVintage.product)).scalars())
+
+
+def load_index(engine: Engine | Connection, product: str = DEFAULT_PRODUCT, *,
+               vintage_id: int | None = None) -> pd.DataFrame:
+    """An index table of ``product``: its current (newest) vintage, or the vintage ``vintage_id``.
+
+    Monthly PeriodIndex ``month``; columns nino34, anomaly, oni, phase;
+    ``attrs``: ``source`` (the file's format), ``product``, ``vintage_id``, ``vintage_seq``.
+    """
+    if vintage_id is None:
+        stmt = (select(IndexCurrent.month, IndexCurrent.nino34, IndexCurrent.anomaly, IndexCurrent.oni,
+                       IndexCurrent.phase, IndexCurrent.source, IndexCurrent.vintage_id, IndexCurrent.vintage_seq)
+                .where(IndexCurrent.product == product).order_by(IndexCurrent.month))
+    else:
+        stmt = (select(IndexValue.month, IndexValue.nino34, IndexValue.anomaly, IndexValue.oni, IndexValue.phase,
+                       IndexVintage.format.label("source"), IndexValue.vintage_id,
+                       IndexVintage.seq.label("vintage_seq"))
+                .join(IndexVintage, IndexVintage.id == IndexValue.vintage_id)
+                .where(IndexValue.vintage_id == vintage_id).order_by(IndexValue.month))
     if isinstance(engine, Engine):
         with engine.connect() as conn:
             rows = conn.execute(stmt).all()
@@ -238,7 +303,9 @@ def load_index(engine: Engine | Connection) -> pd.DataFrame:
         index=idx,
     )
     frame["phase"] = pd.Series([r.phase for r in rows], index=idx, dtype=object)
-    frame.attrs["source"] = rows[0].source if rows else None
+    frame.attrs.update(source=rows[0].source if rows else None, product=product,
+                       vintage_id=rows[0].vintage_id if rows else None,
+                       vintage_seq=rows[0].vintage_seq if rows else None)
     return frame
 
 
@@ -250,67 +317,73 @@ def _index_records(table: pd.DataFrame) -> list[dict[str, object]]:
             return None
         return float(v) if isinstance(v, (float, np.floating, int, np.integer)) else v
 
-    out = []
-    for period, row in table.iterrows():
-        out.append({"month": dt.date(period.year, period.month, 1),
-                    **{c: clean(row[c]) for c in INDEX_COLUMNS}})
-    return out
+    return [{"month": dt.date(period.year, period.month, 1), **{c: clean(row[c]) for c in INDEX_COLUMNS}}
+            for period, row in table.iterrows()]
 
 
 @dataclass(frozen=True)
-class IndexChange:
-    """How a new vintage differs from the stored index."""
+class VintageFile:
+    """Where a vintage came from: the file's URL, checksum, format, download time and HTTP validators."""
 
-    added: list[Month]
-    revised: list[Month]
-    removed: list[Month]
-
-    @property
-    def any(self) -> bool:
-        return bool(self.added or self.revised or self.removed)
+    url: str
+    sha256: str
+    format: str
+    downloaded_at: dt.datetime
+    validators: Validators = Validators()
 
 
-def _same(a: object, b: object) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, float) or isinstance(b, float):
-        return abs(float(a) - float(b)) < 1e-9  # type: ignore[arg-type]
-    return a == b
+def append_vintage(conn: Connection, product: str, table: pd.DataFrame, file: VintageFile, *, seq: int,
+                   base_period: str, acceptance: str = "checked", changes: str = "") -> int:
+    """Append ``table`` as vintage ``seq`` of ``product`` (all its months), in the caller's transaction.
 
-
-def replace_index(conn: Connection, table: pd.DataFrame, *, source: str, url: str, sha256: str,
-                  downloaded_at: dt.datetime, base_period: str) -> IndexChange:
-    """Make the stored index exactly this vintage (never a splice of two), in the caller's transaction."""
+    ``seq`` must be one more than the newest vintage the caller compared against:
+    two ingests appending the same successor at once make the second fail with an
+    IntegrityError (unique product, seq) instead of forking the history.
+    Returns the new vintage's id.
+    """
     records = _index_records(table)
-    old = {r.month: r for r in conn.execute(select(IndexObservation)).all()}
-    new = {r["month"]: r for r in records}
-    added = [date_month(m) for m in new if m not in old]
-    removed = [date_month(m) for m in old if m not in new]
-    revised = [date_month(m) for m, r in new.items()
-               if m in old and not all(_same(getattr(old[m], c), r[c]) for c in INDEX_COLUMNS)]
-    vintage_id = vintage_id_for(conn, sha256)
-    if vintage_id is None:
-        vintage_id = conn.execute(
-            insert(IndexVintage).values(
-                sha256=sha256, url=url, format=source, downloaded_at=downloaded_at,
-                first_month=min(new), last_month=max(new), n_months=len(new), base_period=base_period,
-            ).returning(IndexVintage.id)
-        ).scalar_one()
-    conn.execute(delete(IndexObservation))
-    now = utcnow()
-    conn.execute(insert(IndexObservation),
-                 [dict(r, source=source, vintage_id=vintage_id, updated_at=now) for r in records])
-    return IndexChange(sorted(added), sorted(revised), sorted(removed))
+    months = [r["month"] for r in records]
+    vintage_id = conn.execute(insert(IndexVintage).values(
+        product=product, seq=seq, sha256=file.sha256, url=file.url, format=file.format,
+        downloaded_at=file.downloaded_at, stored_at=utcnow(), first_month=min(months), last_month=max(months),
+        n_months=len(months), base_period=base_period, etag=file.validators.etag,
+        last_modified=file.validators.last_modified, acceptance=acceptance, changes=changes,
+    ).returning(IndexVintage.id)).scalar_one()
+    conn.execute(insert(IndexValue), [dict(r, vintage_id=vintage_id) for r in records])
+    return vintage_id
+
+
+def update_vintage_validators(conn: Connection, vintage_id: int, validators: Validators) -> None:
+    """Record the server's current validators of the file a vintage was read from (its content unchanged)."""
+    conn.execute(update(IndexVintage).where(IndexVintage.id == vintage_id)
+                 .values(etag=validators.etag, last_modified=validators.last_modified))
 
 
 # --- Ingest log ----------------------------------------------------------------------------
 
+#: Longest message kept in the ingest log (a broken file's error never floods the store).
+LOG_MESSAGE_LIMIT = 2000
+
+
+def _log_row(source: str, month: Month | None, outcome: str, message: str, url: str | None,
+             sha256: str | None, run_id: str | None) -> dict[str, object]:
+    if len(message) > LOG_MESSAGE_LIMIT:
+        message = message[:LOG_MESSAGE_LIMIT] + " ... (cut)"
+    return dict(at=utcnow(), source=source, month=month_date(month) if month else None, outcome=outcome,
+                message=message, url=url, sha256=sha256, run_id=run_id)
+
+
 def log_ingest(conn: Connection, *, source: str, month: Month | None, outcome: str, message: str = "",
                url: str | None = None, sha256: str | None = None, run_id: str | None = None) -> None:
-    conn.execute(insert(IngestLog).values(
-        at=utcnow(), source=source, month=month_date(month) if month else None, outcome=outcome,
-        message=message, url=url, sha256=sha256, run_id=run_id,
-    ))
+    conn.execute(insert(IngestLog).values(**_log_row(source, month, outcome, message, url, sha256, run_id)))
+
+
+def log_ingests(conn: Connection, entries: list[dict[str, object]]) -> None:
+    """Several ingest-log entries (``log_ingest``'s keyword arguments each) in one statement."""
+    if entries:
+        conn.execute(insert(IngestLog), [
+            _log_row(e["source"], e.get("month"), e["outcome"], e.get("message", ""), e.get("url"),  # type: ignore[arg-type]
+                     e.get("sha256"), e.get("run_id")) for e in entries])  # type: ignore[arg-type]
 
 
 def recent_ingests(engine: Engine, limit: int = 20) -> list[IngestLog]:

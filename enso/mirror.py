@@ -4,11 +4,12 @@
 the Tokyo Climate Center's decade folders, ERSST netCDF files, CPC's monthly
 Niño 3.4 table and (on request) CPC's monthly relative Niño 3.4 table, computed
 from the same fields by :mod:`enso.relative`. :func:`write_grid_mirror` does the same for given (for instance
-real) grids and a real index file. :class:`MirrorServer` serves such a folder over real HTTP, with
-faults that tests and the demo switch on while it runs (error statuses, slow
-answers, bodies cut short, wrong content, an unreachable server) and a log of
-the requests it saw. Point the settings at it with
-:meth:`MirrorServer.settings_overrides`.
+real) grids and a real index file. :class:`MirrorServer` serves such a folder over real HTTP, as
+a provider's web server does (``ETag`` and ``Last-Modified`` on every file, conditional
+GET answered ``304 Not Modified``), with faults that tests and the demo switch on while
+it runs (error statuses, slow answers, bodies cut short, wrong content, a trickling
+server, gzip bombs, endless junk, an unreachable server) and a log of the requests it
+saw. Point the settings at it with :meth:`MirrorServer.settings_overrides`.
 
 Command line::
 
@@ -19,6 +20,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import email.utils
 import filecmp
 import fnmatch
 import functools
@@ -26,10 +28,12 @@ import html
 import mimetypes
 import os
 import shutil
+import struct
 import sys
 import threading
 import time
 import urllib.parse
+import zlib
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,7 +60,7 @@ RELATIVE_INDEX_FILE = "index/Rnino34.ascii.txt"
 #: Grid spacing of each SST source the mirror can write (the generator's 2° grid is ERSST's).
 SOURCE_RESOLUTION_DEG = {"cobe": 1.0, "ersst": 2.0}
 SST_SOURCES = tuple(SOURCE_RESOLUTION_DEG)
-FAULT_KINDS = ("status", "delay", "truncate", "body")
+FAULT_KINDS = ("status", "delay", "truncate", "body", "trickle", "bomb", "junk")
 
 
 # ----------------------------------------------------------------------------- writing
@@ -230,7 +234,16 @@ def _replace_if_changed(path: Path, write: Callable[[Path], None]) -> bool:
 
 @dataclass(frozen=True)
 class Fault:
-    """One injected misbehaviour: ``status:<code>``, ``delay:<seconds>``, ``truncate:<nbytes>`` or ``body:<text>``."""
+    """One injected misbehaviour.
+
+    * ``status:<code>``: answer with that HTTP status;
+    * ``delay:<seconds>``: wait before answering;
+    * ``truncate:<nbytes>``: announce the full length, send only the first bytes, close;
+    * ``body:<text>``: serve that text instead of the file;
+    * ``trickle:<seconds>``: send the file one byte every that many seconds;
+    * ``bomb:<nbytes>``: serve, ``Content-Encoding: gzip``, a small body that decompresses to that many zero bytes;
+    * ``junk:<nbytes>``: serve that many bytes of junk (streamed, never held in memory).
+    """
 
     kind: str
     value: int | float | bytes
@@ -248,7 +261,9 @@ class Fault:
                 return cls(kind, code)
             if kind == "delay":
                 return cls(kind, float(argument))
-            if kind == "truncate":
+            if kind == "trickle":
+                return cls(kind, float(argument))
+            if kind in ("truncate", "bomb", "junk"):
                 return cls(kind, int(argument))
         except ValueError as exc:
             raise ValueError(f"fault {spec!r}: {exc}") from exc
@@ -325,7 +340,8 @@ class MirrorServer(ThreadingHTTPServer):
 
     Use as a context manager (``with MirrorServer(root) as srv: srv.url``) or
     call :meth:`start` / :meth:`stop`. Missing files answer 404, folders a plain
-    listing; HEAD and Content-Length are supported. ``faults`` injects
+    listing; HEAD, Content-Length, ETag / Last-Modified and conditional GET
+    (If-None-Match, If-Modified-Since: 304 without a body) are supported. ``faults`` injects
     misbehaviour per path; ``down = True`` drops every connection without an
     answer (an unreachable mirror). ``requests`` lists the paths asked for and
     ``request_log`` the full :class:`RequestRecord` of each answered request.
@@ -447,34 +463,108 @@ class _MirrorHandler(BaseHTTPRequestHandler):
             return
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
         fault = self.server.faults.take(path)
+        headers: dict[str, str] = {}
         if fault is not None and fault.kind == "status":
             status = int(fault.value)
-            body = f"{status} injected fault for {path}\n".encode()
+            body: bytes | Iterable[bytes] = f"{status} injected fault for {path}\n".encode()
+        elif fault is not None and fault.kind in ("bomb", "junk"):
+            status = HTTPStatus.OK
+            body = _gzip_bomb(int(fault.value)) if fault.kind == "bomb" else _junk(int(fault.value))
+            headers["Content-Encoding"] = "gzip" if fault.kind == "bomb" else "identity"
         else:
-            status, body = self._content(path)
+            status, body, headers = self._content(path)
             if fault is not None and fault.kind == "body" and status == HTTPStatus.OK:
                 body = bytes(fault.value)  # type: ignore[arg-type]
+                headers = {}
         self.server.record(RequestRecord(self.command, path, status, str(fault) if fault else None))
         if fault is not None and fault.kind == "delay":
             time.sleep(float(fault.value))
+        length = len(body) if isinstance(body, bytes) else int(fault.value)  # type: ignore[union-attr]
         self.send_response(status)
         self.send_header("Content-Type", _content_type(path, status))
-        self.send_header("Content-Length", str(len(body)))
+        if status != HTTPStatus.NOT_MODIFIED:
+            self.send_header("Content-Length", str(length))
+        for name, value in headers.items():
+            self.send_header(name, value)
         if fault is not None and fault.kind == "truncate":
-            body = body[:int(fault.value)]
+            body = bytes(body)[:int(fault.value)]  # type: ignore[arg-type]
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
-        if with_body:
+        if not with_body or status == HTTPStatus.NOT_MODIFIED:
+            return
+        if fault is not None and fault.kind == "trickle":
+            self.close_connection = True
+            for byte in bytes(body):  # type: ignore[arg-type]
+                if self.server.down:
+                    return
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(float(fault.value))
+        elif isinstance(body, bytes):
             self.wfile.write(body)
+        else:
+            self.close_connection = True
+            for piece in body:
+                self.wfile.write(piece)
 
-    def _content(self, path: str) -> tuple[int, bytes]:
+    def _content(self, path: str) -> tuple[int, bytes, dict[str, str]]:
+        """Status, body and validator headers of a path; 304 without a body when the client's copy is current."""
         found = self.server.resolve(path)
         if found is None:
-            return HTTPStatus.NOT_FOUND, f"404 {path} is not on this mirror\n".encode()
+            return HTTPStatus.NOT_FOUND, f"404 {path} is not on this mirror\n".encode(), {}
         if found.is_dir():
-            return HTTPStatus.OK, _listing(path, sorted(found.iterdir()))
-        return HTTPStatus.OK, found.read_bytes()
+            return HTTPStatus.OK, _listing(path, sorted(found.iterdir())), {}
+        stat = found.stat()
+        etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+        headers = {"ETag": etag, "Last-Modified": email.utils.formatdate(stat.st_mtime, usegmt=True)}
+        if _not_modified(self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since"), etag,
+                         int(stat.st_mtime)):
+            return HTTPStatus.NOT_MODIFIED, b"", headers
+        return HTTPStatus.OK, found.read_bytes(), headers
+
+
+def _not_modified(if_none_match: str | None, if_modified_since: str | None, etag: str, mtime: int) -> bool:
+    """RFC 9110: If-None-Match decides when present; else If-Modified-Since against the whole-second mtime."""
+    if if_none_match is not None:
+        tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+        return "*" in tags or etag in tags
+    if if_modified_since:
+        try:
+            since = email.utils.parsedate_to_datetime(if_modified_since)
+        except (TypeError, ValueError):
+            return False
+        return since is not None and mtime <= since.timestamp()
+    return False
+
+
+@functools.lru_cache(maxsize=4)
+def _gzip_bomb(size: int) -> bytes:
+    """A valid gzip stream of ``size`` zero bytes (about a thousandth of that on the wire), made in a second.
+
+    1 MiB of zeros is compressed once, ended by a full flush (which resets the
+    compressor's history, so every such block compresses to the same bytes), and
+    that block repeated; the trailer carries the CRC and length of the whole.
+    """
+    block = bytes(2**20)
+    blocks, rest = divmod(size, len(block))
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    head = packer.compress(b"") + packer.flush(zlib.Z_FULL_FLUSH)  # the gzip header
+    repeated = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    last = packer.compress(block[:rest]) + packer.flush(zlib.Z_FINISH)
+    crc = 0
+    for _ in range(blocks):
+        crc = zlib.crc32(block, crc)
+    crc = zlib.crc32(block[:rest], crc)
+    return head + repeated * blocks + last[:-8] + struct.pack("<II", crc, size & 0xFFFFFFFF)
+
+
+def _junk(size: int) -> Iterable[bytes]:
+    """``size`` bytes of junk, 64 KiB at a time."""
+    block = (b"this is not the file you asked for \x00\xff" * 2000)[: 1 << 16]
+    while size > 0:
+        yield block[:size]
+        size -= len(block)
 
 
 def _content_type(path: str, status: int) -> str:

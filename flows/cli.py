@@ -6,8 +6,9 @@ directly, so they start in a second; the same functions run as Prefect flows in
 
 Exit codes: 0 success; 1 a month or file was rejected or failed, or an input is
 stale (beyond its provider's usual publication day: someone must look); 2 bad
-usage or configuration, or the store unreachable; 75 (EX_TEMPFAIL) nothing new is
-published yet, within the usual lag — try again later.
+usage or configuration (a month that has not ended yet, invalid ENSO_* settings,
+a product version the store does not hold), or the store unreachable; 75
+(EX_TEMPFAIL) nothing new is published yet, within the usual lag — try again later.
 """
 
 from __future__ import annotations
@@ -18,9 +19,31 @@ from typing import Callable, Sequence
 
 from db.migrate import open_store
 from enso.config import Settings, load_settings
-from enso.months import Month
+from enso.months import Month, last_complete_month
 
 EX_TEMPFAIL = 75
+
+
+def ended_month(text: str, option: str) -> Month:
+    """``text`` as a month that is over (data for a month can exist only after it ends); else a usage error."""
+    month = Month.parse(text)
+    newest = last_complete_month()
+    if month > newest:
+        raise ValueError(f"{option} {month} has not ended yet (the last complete month is {newest}): "
+                         "a month's data is published after the month ends; ask for "
+                         f"{newest} or earlier")
+    return month
+
+
+def workers_count(text: str) -> int:
+    """An argparse type: a whole number of workers, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: at least 1 worker is needed")
+    return value
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
@@ -99,14 +122,15 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from enso.publication import is_overdue
     from enso.sources.sst import sst_source
 
+    month = ended_month(args.month, "--month") if args.month else None
     engine = open_store(settings)
     source = args.source or settings.sst_source
-    if args.month:
-        results = [ingest_sst_month(engine, settings, source, Month.parse(args.month))]
+    if month is not None:
+        results = [ingest_sst_month(engine, settings, source, month)]
     else:
         results = ingest_newest(engine, settings, source)
     if not args.no_index:
-        results.append(ingest_index(engine, settings))
+        results.append(ingest_index(engine, settings, accept_shrink=args.accept_shrink))
     for r in results:
         print(r)
     if any(r.outcome in ("rejected", "failed") for r in results):
@@ -135,13 +159,14 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     from db.ingest import backfill, ingest_index
 
+    start, end = Month.parse(args.start), ended_month(args.end, "--end")
     engine = open_store(settings)
-    summary = backfill(engine, settings, args.source or settings.sst_source, Month.parse(args.start),
-                       Month.parse(args.end), workers=args.workers, progress=not args.quiet)
+    summary = backfill(engine, settings, args.source or settings.sst_source, start, end, workers=args.workers,
+                       progress=not args.quiet)
     print(summary.report())
     index_ok = True
     if not args.no_index:
-        index = ingest_index(engine, settings)
+        index = ingest_index(engine, settings, accept_shrink=args.accept_shrink)
         print(index)
         index_ok = index.ok
     return 0 if summary.complete and index_ok else 1
@@ -311,14 +336,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--month", help="YYYY-MM; default: the newest published month")
     p.add_argument("--source", choices=["cobe", "ersst"], help="SST source (default ENSO_SST_SOURCE, cobe)")
     p.add_argument("--no-index", action="store_true", help="skip the Niño 3.4 index file")
+    p.add_argument("--accept-shrink", action="store_true",
+                   help="store the index file even if it lacks months the stored index has (logged)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("backfill", help="ingest every month of a range (resumable, idempotent)")
     p.add_argument("--start", required=True, help="YYYY-MM")
     p.add_argument("--end", required=True, help="YYYY-MM")
     p.add_argument("--source", choices=["cobe", "ersst"])
-    p.add_argument("--workers", type=int, default=4, help="concurrent downloads (default 4)")
+    p.add_argument("--workers", type=workers_count, default=4, help="concurrent downloads (default 4)")
     p.add_argument("--no-index", action="store_true", help="skip the Niño 3.4 index file")
+    p.add_argument("--accept-shrink", action="store_true",
+                   help="store the index file even if it lacks months the stored index has (logged)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_backfill)
 

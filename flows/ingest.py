@@ -14,9 +14,11 @@ from prefect.runtime import flow_run
 
 from db.ingest import BackfillSummary, IngestResult, backfill, ingest_index, ingest_newest, ingest_sst_month
 from db.status import store_status
-from enso.config import load_settings
+from enso.config import exit_on_invalid_settings, load_settings
 from enso.months import Month
 from db.migrate import open_store
+
+exit_on_invalid_settings()  # a worker loads this file by path (not as flows.ingest): check the settings here too
 
 
 def interactive() -> bool:

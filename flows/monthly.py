@@ -140,7 +140,7 @@ def report_task(init: Month) -> str:
     return str(render_and_store(open_store(settings), settings, init, flow_run_id=current_run_id()).path)
 
 
-@task(retries=2, retry_delay_seconds=120)
+@task  # one retry layer: send_message retries what failed before the server accepted the message
 def email_task(init: Month, force: bool) -> str:
     settings = load_settings()
     if not settings.report_to:

@@ -12,9 +12,12 @@ The message is ``multipart/mixed``:
 :func:`send_message` retries transient failures (refused or dropped
 connections, timeouts, 4xx replies) with exponential backoff and then raises
 :class:`EmailDeliveryError`; permanent failures (5xx replies, rejected login,
-TLS certificate errors) are raised at once. No message, log line or exception
-chain ever carries the SMTP password. Sending a month's report only once is the
-store's job (``email_delivery``), not this module's.
+TLS certificate errors) are raised at once. Only failures before the server
+accepted the message are retried: once it has answered 250 to the DATA, the
+message is sent, even if the connection then drops at QUIT (retrying then would
+deliver copies). No message, log line or exception chain ever carries the SMTP
+password. Sending a month's report only once is the store's job
+(``email_delivery``, :func:`db.reporting.email_report`), not this module's.
 """
 
 from __future__ import annotations
@@ -167,7 +170,12 @@ def _send_once(msg: EmailMessage, smtp: SmtpSettings, context: ssl.SSLContext) -
         if smtp.user:
             client.login(smtp.user, smtp.password)
         refused = client.send_message(msg)
-        client.quit()
+        # Accepted (250 to the DATA): from here on the message is sent, whatever QUIT does.
+        try:
+            client.quit()
+        except (smtplib.SMTPException, OSError) as error:
+            log.info("%s accepted the message; closing the connection failed (%s): counted as sent",
+                     smtp.address, _describe(error))
         return refused
     finally:
         client.close()

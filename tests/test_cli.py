@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from sqlalchemy import func, select
 from db.engine import opened_engine
 from db.schema import SstGrid
 from enso.mirror import MirrorServer, write_mirror
-from enso.months import Month
+from enso.months import Month, last_complete_month
 
 START, END = Month.of(2015, 1), Month.of(2016, 12)
 
@@ -49,6 +50,7 @@ def _grid_rows(url: str) -> tuple[int, int]:
     return n, distinct
 
 
+@pytest.mark.faults
 def test_backfill_killed_midway_then_rerun_completes_without_duplicates(store_url, mirror_root, tmp_path) -> None:
     with MirrorServer(mirror_root) as srv:
         env = _env(store_url, srv, tmp_path)
@@ -78,12 +80,15 @@ def test_backfill_killed_midway_then_rerun_completes_without_duplicates(store_ur
 def test_ingest_exits_75_while_a_month_is_merely_late_and_1_once_it_is_stale(store_url, mirror_root,
                                                                                tmp_path) -> None:
     with MirrorServer(mirror_root) as srv:
-        env = _env(store_url, srv, tmp_path)
+        env = {**_env(store_url, srv, tmp_path), "ENSO_COBE_PUBLICATION_DAY": "28"}
         _enso(env, "db", "upgrade")
-        current = Month.current()  # not over yet, so not due: try again later
-        proc = _enso(env, "ingest", "--month", str(current), "--no-index", check=False)
-        assert proc.returncode == 75, proc.stderr
-        assert "not_published" in proc.stdout and str(current) in proc.stdout
+        # The last complete month is due on the 28th of this one: until then merely late (try again later).
+        newest, today = last_complete_month(), dt.datetime.now(dt.timezone.utc)
+        proc = _enso(env, "ingest", "--month", str(newest), "--no-index", check=False)
+        assert proc.returncode == (75 if today.day <= 28 else 1), proc.stderr
+        assert "not_published" in proc.stdout and str(newest) in proc.stdout
+        not_over = _enso(env, "ingest", "--month", str(Month.current()), "--no-index", check=False)
+        assert not_over.returncode == 2 and "has not ended yet" in not_over.stderr  # a usage error
         stale = _enso(env, "ingest", "--month", str(END + 1), "--no-index", check=False)
         assert stale.returncode == 1, stale.stderr  # due years ago: waiting will not help
         assert f"STALE: {END + 1} of cobe is not published at {srv.cobe_base_url}/2010-2019/sst201701.grb" \

@@ -136,3 +136,12 @@ def test_compose_mounts_builds_and_settings() -> None:
     assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     assert "--pool" in gpu["command"] and gpu["command"][gpu["command"].index("--pool") + 1] == "gpu"
     assert "asyncpg" in services["prefect-server"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"]
+
+
+@pytest.mark.faults
+def test_compose_publishes_the_unauthenticated_prefect_api_on_loopback_only() -> None:
+    for name, service in COMPOSE["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+    assert COMPOSE["services"]["prefect-server"]["ports"] == ["127.0.0.1:4200:4200"]
+    assert "PREFECT_SERVER_API_AUTH_STRING" in (REPO / "compose.yaml").read_text()

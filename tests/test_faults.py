@@ -20,6 +20,7 @@ from enso.config import Settings
 from enso.mirror import MirrorServer, write_mirror
 from enso.months import Month
 
+pytestmark = pytest.mark.faults
 INIT = Month.of(2020, 6)
 
 

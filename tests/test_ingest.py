@@ -100,11 +100,13 @@ def test_404_for_the_newest_month_is_not_published(engine, settings) -> None:
     assert store.stored_months(engine, "cobe") == []
 
 
+@pytest.mark.faults
 def test_500_then_success_is_stored(engine, settings, mirror) -> None:
     mirror.faults.add(f"*/sst{START.year}{START.month:02d}.grb", "status:500", times=1)
     assert ingest_sst_month(engine, settings, "cobe", START).outcome == "stored"
 
 
+@pytest.mark.faults
 def test_timeout_fails_clearly_and_stores_nothing(engine, settings, mirror) -> None:
     mirror.faults.add("*/sst201910.grb", "delay:3", times=10)
     before = _data_snapshot(engine)
@@ -114,6 +116,7 @@ def test_timeout_fails_clearly_and_stores_nothing(engine, settings, mirror) -> N
     assert _data_snapshot(engine) == before
 
 
+@pytest.mark.faults
 def test_body_cut_short_is_retried_then_fails_clearly(engine, settings, mirror) -> None:
     mirror.faults.add("*/sst201910.grb", "truncate:1000", times=10)
     result = ingest_sst_month(engine, settings, "cobe", START)
@@ -124,6 +127,7 @@ def test_body_cut_short_is_retried_then_fails_clearly(engine, settings, mirror) 
     assert ingest_sst_month(engine, settings, "cobe", START).outcome == "stored"
 
 
+@pytest.mark.faults
 def test_a_file_that_is_not_grib_is_rejected(engine, settings, mirror) -> None:
     mirror.faults.add("*/sst201910.grb", "body:<html>Service moved</html>", times=1)
     result = ingest_sst_month(engine, settings, "cobe", START)
@@ -141,6 +145,7 @@ def scratch_mirror(tmp_path: Path, settings: Settings):
         yield root, settings.model_copy(update={"cobe_base_url": srv.cobe_base_url, "index_url": srv.index_url})
 
 
+@pytest.mark.faults
 def test_a_grib_in_kelvin_is_rejected(engine, scratch_mirror) -> None:
     root, settings = scratch_mirror
     g = _grid(START)
@@ -150,6 +155,7 @@ def test_a_grib_in_kelvin_is_rejected(engine, scratch_mirror) -> None:
     assert store.stored_months(engine, "cobe") == []
 
 
+@pytest.mark.faults
 def test_a_wrong_grid_is_rejected(engine, scratch_mirror) -> None:
     root, settings = scratch_mirror
     coarse = next(synthetic_grids(START, START, seed=7, resolution_deg=2.0))
@@ -158,6 +164,7 @@ def test_a_wrong_grid_is_rejected(engine, scratch_mirror) -> None:
     assert result.outcome == "rejected" and "2019-10" in result.message and "grid" in result.message.lower()
 
 
+@pytest.mark.faults
 def test_a_file_for_another_month_is_rejected(engine, scratch_mirror) -> None:
     root, settings = scratch_mirror
     _replace_file(root, START, _grid(START + 1))
@@ -178,6 +185,7 @@ def test_a_changed_upstream_file_is_stored_as_a_revision(engine, scratch_mirror)
     assert rows == [2]
 
 
+@pytest.mark.faults
 def test_an_index_file_with_a_changed_header_is_rejected(engine, scratch_mirror) -> None:
     root, settings = scratch_mirror
     assert ingest_index(engine, settings).outcome == "stored"
@@ -190,12 +198,14 @@ def test_an_index_file_with_a_changed_header_is_rejected(engine, scratch_mirror)
     assert _data_snapshot(engine) == before
 
 
+@pytest.mark.faults
 def test_postgres_unreachable_is_a_clear_error(settings) -> None:
     engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/enso")
     with pytest.raises(StoreUnavailable, match="2019-10.*cannot write to the store"):
         ingest_sst_month(engine, settings, "cobe", START)
 
 
+@pytest.mark.faults
 def test_two_ingests_of_the_same_month_at_once_store_it_once(engine, settings) -> None:
     barrier = threading.Barrier(2)
     outcomes: list[str] = []

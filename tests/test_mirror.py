@@ -222,6 +222,44 @@ def test_concurrent_requests_are_all_answered_and_logged(server: MirrorServer) -
     assert time.monotonic() - started < 2.0  # served in parallel, not one after another
 
 
+def test_files_carry_validators_and_conditional_gets_answer_304(server: MirrorServer, mirror_root: Path) -> None:
+    url = grb_url(server, START)
+    first = requests.get(url, timeout=TIMEOUT)
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    assert etag.startswith('"') and modified.endswith("GMT")
+    assert requests.get(url, headers={"If-None-Match": etag}, timeout=TIMEOUT).status_code == 304
+    assert requests.get(url, headers={"If-Modified-Since": modified}, timeout=TIMEOUT).status_code == 304
+    assert requests.get(url, headers={"If-None-Match": '"other"', "If-Modified-Since": modified},
+                        timeout=TIMEOUT).status_code == 200, "If-None-Match decides when both are sent"
+    path = mirror_root / cobe_path(START)
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 10))  # the provider replaced the file
+    try:
+        changed = requests.get(url, headers={"If-None-Match": etag, "If-Modified-Since": modified}, timeout=TIMEOUT)
+        assert changed.status_code == 200 and changed.headers["ETag"] != etag and changed.content == first.content
+    finally:
+        os.utime(path, (path.stat().st_atime, path.stat().st_mtime - 10))
+    not_modified = [r for r in server.request_log if r.status == 304]
+    assert len(not_modified) == 2
+
+
+def test_bomb_junk_and_trickle_faults(server: MirrorServer, mirror_root: Path) -> None:
+    import zlib
+
+    server.faults.add("*/sst2020*", "bomb:50000000", times=1)
+    bomb = requests.get(grb_url(server, Month.of(2020, 1)), stream=True, timeout=TIMEOUT)
+    wire = bomb.raw.read(decode_content=False)
+    assert bomb.headers["Content-Encoding"] == "gzip" and len(wire) < 100_000
+    assert len(zlib.decompress(wire, 16 + zlib.MAX_WBITS)) == 50_000_000
+    server.faults.add("*/sst2020*", "junk:300000", times=1)
+    junk = requests.get(grb_url(server, Month.of(2020, 1)), timeout=TIMEOUT)
+    assert len(junk.content) == 300_000 and junk.content != (mirror_root / cobe_path(Month.of(2020, 1))).read_bytes()
+    server.faults.add("*/sst2020*", "trickle:0.2", times=1)
+    started = time.monotonic()
+    trickle = requests.get(grb_url(server, Month.of(2020, 1)), stream=True, timeout=TIMEOUT)
+    assert trickle.raw.read(3) and time.monotonic() - started >= 0.4
+    trickle.close()
+
+
 def test_bad_fault_specifications_are_rejected(server: MirrorServer) -> None:
     for spec in ("explode:1", "status:abc", "status:99", "delay", "truncate:x"):
         with pytest.raises(ValueError, match="fault"):

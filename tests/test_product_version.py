@@ -3,6 +3,8 @@ switching (ERSSTv5 -> v6) is a re-backfill: `enso db drop-grids`, then `enso bac
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -11,12 +13,12 @@ from sqlalchemy.exc import IntegrityError
 
 from db import store
 from db.engine import opened_engine
-from db.ingest import ProductVersionMismatch, backfill, ingest_sst_month
+from db.ingest import ProductVersionMismatch, backfill, ingest_sst_month, ingest_sst_months
 from db.migrate import upgrade
 from db.schema import SstGrid
 from enso.config import Settings
 from enso.mirror import MirrorServer, write_mirror
-from enso.months import Month
+from enso.months import Month, month_range
 from flows.cli import main
 
 START, END = Month.of(2019, 1), Month.of(2019, 4)
@@ -80,6 +82,25 @@ def test_another_version_is_refused_until_the_source_is_re_backfilled(engine, st
     with engine.connect() as conn:
         assert store.product_versions(conn, "ersst") == {"ersst v6": (START, END, 4)}
     assert main(["db", "upgrade", "--source", "ersst"]) == 2  # --source belongs to drop-grids
+
+
+def test_a_concurrent_ingest_under_another_version_cannot_mix_them(engine, store_url, mirror, tmp_path) -> None:
+    """The check before downloading passed for both, but the writer checks again in its transaction."""
+    v5, v6 = (settings_for(store_url, mirror, tmp_path, v) for v in ("v5", "v6"))
+    mirror.faults.add("*/ersst.v6.*", "delay:2", times=None)
+    outcome: dict[str, list] = {}
+    thread = threading.Thread(target=lambda: outcome.update(
+        v6=ingest_sst_months(engine, v6, "ersst", month_range(START, END), workers=2)))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not any("ersst.v6." in p for p in mirror.requests) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the v6 ingest passed its check and is downloading
+    assert backfill(engine, v5, "ersst", START, END, progress=False).complete
+    thread.join(30)
+    assert [r.outcome for r in outcome["v6"]] == ["rejected"] * 4
+    assert all("'ersst v5' (2019-01..2019-04)" in r.message for r in outcome["v6"])
+    with engine.connect() as conn:
+        assert store.product_versions(conn, "ersst") == {"ersst v5": (START, END, 4)}
 
 
 def test_migration_labels_existing_grids_with_the_versions_fetched_until_now(tmp_path) -> None:

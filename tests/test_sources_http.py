@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import socket
 import threading
+import zlib
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +21,7 @@ import requests
 
 from enso.months import Month
 from enso.sources import DownloadFailed, InvalidFile, NotPublished
-from enso.sources.http import download
+from enso.sources.http import HttpSession, NotModified, Validators, download
 from enso.sources.index import discover_mcnoldy_url, mcnoldy_candidate_urls
 
 BODY = b"GRIB" + bytes(range(256)) * 400 + b"7777"
@@ -191,6 +194,137 @@ def test_concurrent_downloads_from_a_thread_pool(server: Server, tmp_path: Path)
     for got, (path, body) in zip(results, bodies.items()):
         assert got.path.read_bytes() == body and got.sha256 == hashlib.sha256(body).hexdigest()
     only_leftovers(tmp_path, *(path.lstrip("/") for path in bodies))
+
+
+# ----------------------------------------------------------------------------- bounds, encodings, validators
+
+
+def encoded(body: bytes, encoding: str) -> Callable[[BaseHTTPRequestHandler, int], None]:
+    """A route serving ``body`` with a Content-Encoding (gzip, zlib-wrapped deflate, or raw 'deflate-raw')."""
+    if encoding == "gzip":
+        wire = gzip.compress(body)
+    elif encoding == "deflate":
+        wire = zlib.compress(body)
+    else:
+        packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        wire, encoding = packer.compress(body) + packer.flush(), "deflate"
+
+    def route(handler: BaseHTTPRequestHandler, count: int) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Encoding", encoding)
+        handler.send_header("Content-Length", str(len(wire)))
+        handler.end_headers()
+        handler.wfile.write(wire)
+
+    return route
+
+
+def chunked(body: bytes) -> Callable[[BaseHTTPRequestHandler, int], None]:
+    """A route sending ``body`` with chunked transfer encoding: no Content-Length to refuse it by."""
+    def route(handler: BaseHTTPRequestHandler, count: int) -> None:
+        handler.protocol_version = "HTTP/1.1"
+        handler.send_response(200)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        for start in range(0, len(body), 1 << 16):
+            piece = body[start:start + (1 << 16)]
+            handler.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        handler.wfile.write(b"0\r\n\r\n")
+        handler.close_connection = True
+
+    return route
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "deflate-raw"])
+def test_compressed_bodies_are_decoded_and_checksummed_as_the_file(server: Server, tmp_path: Path,
+                                                                  encoding: str) -> None:
+    server.routes["/z.grb"] = encoded(BODY, encoding)
+    got = download(f"{server.url}/z.grb", tmp_path / "z.grb", **FAST)
+    assert got.path.read_bytes() == BODY and got.sha256 == hashlib.sha256(BODY).hexdigest()
+
+
+@pytest.mark.parametrize("path, route, problem", [
+    ("/announced", ok(b"x" * 200_000), "announces 200,000 bytes"),
+    ("/chunked", chunked(b"y" * 300_000), "sent more than 100,000 bytes"),
+    ("/bomb", encoded(bytes(50_000_000), "gzip"), "sent a body that decodes to more than 100,000 bytes"),
+])
+def test_a_body_over_the_limit_is_refused_while_streaming(server: Server, tmp_path: Path, path: str,
+                                                          route: Callable, problem: str) -> None:
+    server.routes[path] = route
+    with pytest.raises(InvalidFile) as caught:
+        download(f"{server.url}{path}", tmp_path / "x", max_bytes=100_000, **FAST)
+    assert f"{problem}, over the limit of 100,000 bytes" in str(caught.value)
+    assert caught.value.file == f"{server.url}{path}" and server.hits[path] == 1, "refused at once, not retried"
+    only_leftovers(tmp_path)
+
+
+def test_an_encoding_not_asked_for_is_refused(server: Server, tmp_path: Path) -> None:
+    def brotli(handler: BaseHTTPRequestHandler, count: int) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Encoding", "br")
+        handler.send_header("Content-Length", "4")
+        handler.end_headers()
+        handler.wfile.write(b"abcd")
+
+    server.routes["/br"] = brotli
+    with pytest.raises(DownloadFailed, match="Content-Encoding 'br', which was not asked for"):
+        download(f"{server.url}/br", tmp_path / "x", **FAST)
+
+
+def test_the_deadline_bounds_a_trickle_and_every_retry(server: Server, tmp_path: Path) -> None:
+    def trickle(handler: BaseHTTPRequestHandler, count: int) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "100")
+        handler.end_headers()
+        for _ in range(100):
+            handler.wfile.write(b"x")
+            handler.wfile.flush()
+            time.sleep(0.3)
+
+    server.routes["/trickle"] = trickle
+    start = time.perf_counter()
+    with pytest.raises(DownloadFailed, match=r"failed 1 time\(s\) within the 1.5 s deadline.*too slow"):
+        download(f"{server.url}/trickle", tmp_path / "x", timeout=1.0, retries=3, backoff=0.01, deadline=1.5)
+    assert time.perf_counter() - start < 1.5 + 0.5
+    only_leftovers(tmp_path)
+
+
+def test_a_conditional_get_answered_304_returns_not_modified(server: Server, tmp_path: Path) -> None:
+    def cached(handler: BaseHTTPRequestHandler, count: int) -> None:
+        if handler.headers.get("If-None-Match") == '"v1"':
+            handler.send_response(304)
+            handler.end_headers()
+            return
+        handler.send_response(200)
+        handler.send_header("ETag", '"v1"')
+        handler.send_header("Last-Modified", "Wed, 02 Dec 2026 10:00:00 GMT")
+        handler.send_header("Content-Length", str(len(BODY)))
+        handler.end_headers()
+        handler.wfile.write(BODY)
+
+    server.routes["/c.grb"] = cached
+    first = download(f"{server.url}/c.grb", tmp_path / "c.grb", **FAST)
+    assert first.validators == Validators('"v1"', "Wed, 02 Dec 2026 10:00:00 GMT")
+    again = download(f"{server.url}/c.grb", tmp_path / "c2.grb", validators=first.validators, **FAST)
+    assert isinstance(again, NotModified) and again.validators.etag == '"v1"'
+    only_leftovers(tmp_path, "c.grb")
+
+
+def test_the_session_reads_proxies_from_the_environment_once_per_server(server: Server, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    server.routes["/p.grb"] = ok()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    proxy = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with HttpSession() as session, pytest.raises(DownloadFailed, match="ProxyError|Connection refused"):
+        download(f"{server.url}/p.grb", tmp_path / "p.grb", session=session, **FAST)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with HttpSession() as session:
+        assert download(f"{server.url}/p.grb", tmp_path / "p.grb", session=session, **FAST).size == len(BODY)
 
 
 # ----------------------------------------------------------------------------- McNoldy discovery

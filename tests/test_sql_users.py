@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from db.engine import make_engine
 from db.roles import grant_analyst
-from db.schema import Base, Forecast, IndexObservation, IndexVintage, Model
+from db.schema import Base, Forecast, IndexValue, IndexVintage, Model
 from enso.months import Month
 from enso.nino34 import phase_of
 
@@ -83,12 +83,13 @@ def insert_rows(engine: Engine) -> None:
             train_end=dt.date(1979, 12, 1), valid_end=dt.date(1989, 12, 1), base_period="1991-2020",
             normalisation={}, metrics={}, data_fingerprint="0" * 64, weights=b"", status="champion"))
         vintage = conn.execute(insert(IndexVintage).values(
-            sha256="f" * 64, url="http://127.0.0.1/index", format="cpc-monthly", downloaded_at=now,
-            first_month=min(OBSERVED).first_day, last_month=max(OBSERVED).first_day, n_months=len(OBSERVED),
-            base_period="1991-2020").returning(IndexVintage.id)).scalar_one()
-        conn.execute(insert(IndexObservation), [
+            product="nino34", seq=1, sha256="f" * 64, url="http://127.0.0.1/index", format="cpc-monthly",
+            downloaded_at=now, stored_at=now, first_month=min(OBSERVED).first_day,
+            last_month=max(OBSERVED).first_day, n_months=len(OBSERVED), base_period="1991-2020")
+            .returning(IndexVintage.id)).scalar_one()
+        conn.execute(insert(IndexValue), [
             {"month": m.first_day, "nino34": 26.5 + a, "anomaly": a, "oni": a, "phase": phase_of(a),
-             "source": "cpc-monthly", "vintage_id": vintage} for m, a in OBSERVED.items()])
+             "vintage_id": vintage} for m, a in OBSERVED.items()])
         rows = []
         for i, init in enumerate(INITS):
             for lead in LEADS:
@@ -123,17 +124,19 @@ def test_analyst_reads_every_table_and_both_views(analyst: Analyst, engine: Engi
         assert verified.fetchone()[0] == 6  # targets 2024-10..12 are observed
 
 
+@pytest.mark.faults
 @POSTGRES
 @pytest.mark.parametrize("statement", [
     "INSERT INTO index_vintage (sha256, url, format, downloaded_at, first_month, last_month, n_months, base_period)"
     " VALUES ('x', 'u', 'f', now(), '2024-01-01', '2024-01-01', 1, 'b')",
     "UPDATE forecast SET nino34_anomaly = 9",
-    "DELETE FROM index_observation",
+    "DELETE FROM index_value",
     "TRUNCATE forecast CASCADE",
     "DROP VIEW latest_forecast",
     "ALTER TABLE forecast ADD COLUMN note text",
     "CREATE TABLE scratch (x int)",
     "CREATE VIEW scratch_view AS SELECT 1 AS one",
+    "CREATE TEMP TABLE scratch (x int)",
 ])
 def test_analyst_cannot_write_or_create(analyst: Analyst, engine: Engine, statement: str) -> None:
     insert_rows(engine)
@@ -177,6 +180,37 @@ def test_granting_again_changes_nothing(analyst: Analyst, pg_url: str) -> None:
     owner.dispose()
     assert memberships == 1
     assert run_as(analyst, "SELECT 1 AS one") == [{"one": 1}]
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("make_role", [
+    "CREATE ROLE {role} SUPERUSER",
+    "CREATE ROLE {role}; GRANT INSERT ON forecast TO {role}",
+    "CREATE ROLE {role} CREATEROLE",
+])
+def test_granting_analyst_access_to_a_role_that_may_write_is_refused(pg_url: str, make_role: str) -> None:
+    """`enso db grant-analyst --role postgres` must not report a superuser (or any writer) as read-only."""
+    role = f"writer_{uuid.uuid4().hex[:8]}"
+    owner = make_engine(pg_url)
+    with owner.begin() as conn:
+        for statement in make_role.format(role=role).split(";"):
+            conn.execute(text(statement))
+    try:
+        for flag in ("--role", "--user"):
+            proc = subprocess.run([sys.executable, "-m", "flows.cli", "db", "grant-analyst", flag, role],
+                                  env={**os.environ, "ENSO_DATABASE_URL": pg_url}, cwd=REPO, capture_output=True,
+                                  text=True, timeout=120)
+            assert proc.returncode == 2, proc.stdout + proc.stderr
+            assert f"refusing to use {role!r}" in proc.stderr and "Traceback" not in proc.stderr
+            assert re.search(r"superuser|may write to 1 table|CREATEROLE", proc.stderr)
+        with owner.connect() as conn:  # nothing was granted
+            assert not conn.execute(text("SELECT has_table_privilege(:r, 'model', 'SELECT')"),
+                                    {"r": role}).scalar_one() or "SUPERUSER" in make_role
+    finally:
+        with owner.begin() as conn:
+            conn.execute(text(f'DROP OWNED BY "{role}"'))
+            conn.execute(text(f'DROP ROLE "{role}"'))
+        owner.dispose()
 
 
 def test_readme_shows_exactly_the_example_files() -> None:

@@ -7,6 +7,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -61,10 +63,11 @@ def test_insert_is_once_and_load_cube_crops_coarsens_and_takes_anomalies(engine)
     months = month_range("1991-01", "1992-12")
     with engine.begin() as conn:
         for m in months:
-            assert store.insert_grid(conn, "cobe", _grid(m), source_url=f"u/{m}", sha256="a" * 64, file_size=1,
-                                     product_version="cobe-sst v1")
-        assert not store.insert_grid(conn, "cobe", _grid(months[0]), source_url="x", sha256="b" * 64, file_size=1,
-                                     product_version="cobe-sst v1")
+            assert store.insert_grid(conn, "cobe", store.pack_grid(_grid(m), source_url=f"u/{m}", sha256="a" * 64,
+                                                                  file_size=1, product_version="cobe-sst v1"))
+        assert not store.insert_grid(conn, "cobe", store.pack_grid(_grid(months[0]), source_url="x",
+                                                                   sha256="b" * 64, file_size=1,
+                                                                   product_version="cobe-sst v1"))
     cube = store.load_cube(engine, "cobe", "1991-01", "1992-12")
     assert cube.shape == (24, 115, 360)
     assert float(cube.lat.min()) == -54.5 and float(cube.lat.max()) == 59.5
@@ -81,8 +84,8 @@ def test_load_cube_names_missing_months(engine) -> None:
     with engine.begin() as conn:
         for m in month_range("2000-01", "2000-06"):
             if m != Month.of(2000, 3):
-                store.insert_grid(conn, "cobe", _grid(m), source_url="u", sha256="a" * 64, file_size=1,
-                                  product_version="cobe-sst v1")
+                store.insert_grid(conn, "cobe", store.pack_grid(_grid(m), source_url="u", sha256="a" * 64, file_size=1,
+                                                                product_version="cobe-sst v1"))
     with pytest.raises(LookupError, match="2000-03"):
         store.load_cube(engine, "cobe", "2000-01", "2000-06")
 
@@ -93,17 +96,93 @@ def _index(values: list[float], start: str = "2000-01") -> pd.DataFrame:
                          "phase": [None] * len(values)}, index=idx)
 
 
-def test_replace_index_keeps_one_vintage_and_reports_revisions(engine) -> None:
-    now = dt.datetime.now(dt.timezone.utc)
+def _file(sha: str) -> store.VintageFile:
+    return store.VintageFile(url="u", sha256=sha * 64, format="cpc-monthly",
+                             downloaded_at=dt.datetime.now(dt.timezone.utc))
+
+
+def test_vintages_are_kept_whole_and_the_newest_is_the_current_index(engine) -> None:
     with engine.begin() as conn:
-        change = store.replace_index(conn, _index([27.0, 27.5, 28.0]), source="cpc-monthly", url="u",
-                                     sha256="1" * 64, downloaded_at=now, base_period="1991-2020")
-    assert len(change.added) == 3 and not change.revised
-    with engine.begin() as conn:
-        change = store.replace_index(conn, _index([27.0, 27.6, 28.0, 28.2]), source="cpc-monthly", url="u",
-                                     sha256="2" * 64, downloaded_at=now, base_period="1991-2020")
-    assert change.revised == [Month.of(2000, 2)] and change.added == [Month.of(2000, 4)]
+        first = store.append_vintage(conn, "nino34", _index([27.0, 27.5, 28.0]), _file("1"), seq=1,
+                                     base_period="1991-2020")
+        store.append_vintage(conn, "nino34", _index([27.0, 27.6, 28.0, 28.2]), _file("2"), seq=2,
+                             base_period="1991-2020", changes="1 new")
+        store.append_vintage(conn, "relative", _index([-0.5, -0.4], start="1990-01"), _file("3"), seq=1,
+                             base_period="1991-2020")
     table = store.load_index(engine)
-    assert list(table["nino34"]) == [27.0, 27.6, 28.0, 28.2]
+    assert list(table["nino34"]) == [27.0, 27.6, 28.0, 28.2] and table.attrs["vintage_seq"] == 2
+    assert list(store.load_index(engine, vintage_id=first)["nino34"]) == [27.0, 27.5, 28.0]
+    relative = store.load_index(engine, product="relative")
+    assert list(relative["nino34"]) == [-0.5, -0.4] and str(relative.index[0]) == "1990-01"
     with engine.connect() as conn:
         assert store.current_vintage(conn).sha256 == "2" * 64
+        assert [v.seq for v in store.vintages(conn)] == [2, 1]
+        assert store.index_products(conn) == ["nino34", "relative"]
+        # the view SQL users and the verification read: the current Niño 3.4 vintage only
+        rows = conn.execute(text("SELECT month, nino34 FROM index_observation ORDER BY month")).all()
+    assert [r.nino34 for r in rows] == [27.0, 27.6, 28.0, 28.2]
+
+
+def test_two_appends_of_the_same_successor_cannot_both_win(engine) -> None:
+    with engine.begin() as conn:
+        store.append_vintage(conn, "nino34", _index([27.0]), _file("1"), seq=1, base_period="1991-2020")
+    with pytest.raises(IntegrityError):
+        with engine.begin() as conn:
+            store.append_vintage(conn, "nino34", _index([27.1]), _file("2"), seq=1, base_period="1991-2020")
+    assert list(store.load_index(engine)["nino34"]) == [27.0]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_migrating_a_store_keeps_its_index_as_the_newest_vintage_and_back(dialect: str, tmp_path) -> None:
+    """0005 turns the one stored index into vintage data (append-only); downgrading restores the table."""
+    from contextlib import nullcontext
+
+    from alembic import command
+
+    from db.migrate import alembic_config
+    from db.scratch import session_database
+
+    with (session_database() if dialect == "postgresql" else nullcontext(f"sqlite:///{tmp_path / 's.sqlite'}")) as url:
+        upgrade(url, "0004")
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            for sha in ("a", "b"):  # an older vintage (no values kept before 0005), then the held one
+                conn.execute(text(
+                    "INSERT INTO index_vintage (sha256, url, format, downloaded_at, first_month, last_month, "
+                    "n_months, base_period) VALUES (:sha, 'u', 'cpc-monthly', '2020-03-05', '2020-01-01', "
+                    "'2020-02-01', 2, '1991-2020')"), {"sha": sha * 64})
+            for month, value in (("2020-01-01", 0.5), ("2020-02-01", 0.7)):
+                conn.execute(text(
+                    "INSERT INTO index_observation (month, nino34, anomaly, oni, phase, source, vintage_id, "
+                    "updated_at) VALUES (:m, 27.0, :a, NULL, NULL, 'cpc-monthly', 2, '2020-03-05')"),
+                    {"m": month, "a": value})
+        upgrade(url)
+        table = store.load_index(engine)
+        assert list(table["anomaly"]) == [0.5, 0.7] and table.attrs["vintage_id"] == 2
+        with engine.connect() as conn:
+            assert store.current_vintage(conn).sha256 == "b" * 64
+        command.downgrade(alembic_config(url), "0004")
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT anomaly FROM index_observation ORDER BY month")).scalars().all()
+        assert rows == [0.5, 0.7]
+        engine.dispose()
+
+
+def test_views_sql_holds_the_views_the_migrations_create(tmp_path) -> None:
+    """db/sql/views.sql documents the current views: it must say what a migrated store has."""
+    from pathlib import Path
+
+    def normal(sql: str) -> str:
+        return " ".join(sql.split())
+
+    text_ = (Path(__file__).resolve().parents[1] / "db" / "sql" / "views.sql").read_text()
+    code = "\n".join(line for line in text_.splitlines() if not line.strip().startswith("--"))
+    documented = [normal(s) for s in code.split(";") if normal(s)]
+    url = f"sqlite:///{tmp_path / 'views.sqlite'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        created = [normal(sql) for sql in conn.execute(text("SELECT sql FROM sqlite_master WHERE type = 'view'"))
+                   .scalars()]
+    engine.dispose()
+    assert sorted(documented) == sorted(created)

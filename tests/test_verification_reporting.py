@@ -10,6 +10,7 @@ its rows into this session's PostgreSQL database.
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
 import shutil
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sqlalchemy import Engine, delete, func, insert, select, text, update
+from sqlalchemy import Engine, delete, func, insert, select, text
 
 from db import codec
 from db.engine import make_engine, opened_engine
@@ -29,8 +30,8 @@ from db.forecasting import forecast, hindcast, train_and_register
 from db.ingest import backfill, ingest_index
 from db.migrate import upgrade
 from db.reporting import assemble_report, email_report, render_and_store
-from db.schema import Base, EmailDelivery, Forecast, ForecastGrid, IndexObservation, Model, Report, VerificationScore
-from db.store import load_index, month_date
+from db.schema import Base, EmailDelivery, Forecast, ForecastGrid, Model, Report, VerificationScore
+from db.store import VintageFile, append_vintage, load_index, month_date
 from db.verification import BASELINES, climatology_years, load_scores, newly_verifiable, verify
 from enso.config import Settings
 from enso.mirror import MirrorServer, write_mirror
@@ -203,19 +204,18 @@ def test_the_table_shows_model_and_baselines(store: Engine, template: Template) 
 
 def test_newly_verifiable_counts_forecasts_observed_since_the_last_verification(store: Engine,
                                                                                 template: Template) -> None:
-    late = [month_date(m) for m in month_range(Month.of(2020, 7), LAST)]
-    with store.begin() as conn:
-        saved = conn.execute(select(IndexObservation.month, IndexObservation.anomaly, IndexObservation.phase)
-                             .where(IndexObservation.month.in_(late))).all()
-        conn.execute(update(IndexObservation).where(IndexObservation.month.in_(late))
-                     .values(anomaly=None, phase=None))
+    late = pd.period_range("2020-07", str(LAST), freq="M")
+    observed = load_index(store)
+    unobserved = observed.copy()
+    unobserved.loc[late, ["anomaly", "phase"]] = [np.nan, None]
+    with store.begin() as conn:  # a vintage without the late months' anomalies, then the full one again
+        file = VintageFile(url="u", sha256="e" * 64, format="cpc-monthly", downloaded_at=dt.datetime.now(dt.timezone.utc))
+        append_vintage(conn, "nino34", unobserved, file, seq=observed.attrs["vintage_seq"] + 1, base_period="1991-2020")
     result = verify(store)
     assert result.n_pairs == 240 * 12 - 21  # targets 2020-07..12 from inits up to 2019-12: 6+5+4+3+2+1
     assert newly_verifiable(store, template.version) == 0
     with store.begin() as conn:
-        for month, value, phase in saved:
-            conn.execute(update(IndexObservation).where(IndexObservation.month == month)
-                         .values(anomaly=value, phase=phase))
+        append_vintage(conn, "nino34", observed, file, seq=observed.attrs["vintage_seq"] + 2, base_period="1991-2020")
     assert newly_verifiable(store, template.version) == 21
     rows = _count(store, VerificationScore)
     verify(store)
@@ -252,7 +252,7 @@ def test_climatology_years_fall_back_to_the_latest_complete_thirty() -> None:
 
 def test_the_report_assembled_from_the_store_renders_its_forecast(filled: Engine, template: Template,
                                                                    tmp_path: Path) -> None:
-    data = assemble_report(filled, settings_for("unused", tmp_path))
+    data = assemble_report(filled, settings_for("sqlite://", tmp_path))
     assert data.init_month == INIT and data.model.version == template.version and data.model.is_champion
     with filled.connect() as conn:
         stored = conn.execute(select(Forecast.lead_months, Forecast.nino34_anomaly, Forecast.phase).where(
@@ -292,7 +292,7 @@ def test_a_stored_lead1_grid_becomes_the_predicted_map(store: Engine, tmp_path: 
             model_version=template.version, kind="operational", init_month=month_date(INIT),
             target_month=month_date(INIT + 1), nlat=lat.size, nlon=lon.size, lat=codec.pack_coords(lat),
             lon=codec.pack_coords(lon), values_zstd=codec.pack_float32(values)))
-    predicted = assemble_report(store, settings_for("unused", tmp_path), INIT).predicted_map
+    predicted = assemble_report(store, settings_for("sqlite://", tmp_path), INIT).predicted_map
     assert predicted is not None and predicted.month == INIT + 1
     assert predicted.lat.min() >= -30 and predicted.lat.max() <= 30 and predicted.lon.min() >= 100
     assert np.all(predicted.anomaly == 0.5)
@@ -300,7 +300,7 @@ def test_a_stored_lead1_grid_becomes_the_predicted_map(store: Engine, tmp_path: 
 
 def test_a_month_without_forecast_is_a_clear_error(store: Engine, tmp_path: Path) -> None:
     with pytest.raises(LookupError, match=r"2020-07.*enso forecast --init 2020-07"):
-        assemble_report(store, settings_for("unused", tmp_path), Month.of(2020, 7))
+        assemble_report(store, settings_for("sqlite://", tmp_path), Month.of(2020, 7))
 
 
 def test_render_and_store_writes_the_file_and_one_row(filled: Engine, filled_url: str, tmp_path: Path,

@@ -1,6 +1,7 @@
 -- Read-only SQL access to the ENSO store (PostgreSQL): a NOLOGIN group role that may read every
 -- table and view of schema public (forecast, latest_forecast, forecast_verification,
--- verification_score, index_observation, ...) and write or create nothing.
+-- verification_score, index_observation, ...) and write or create nothing, not even temporary
+-- tables. `enso db grant-analyst` refuses a role (or login) that is a superuser or may write.
 --
 -- Applied by `enso db grant-analyst [--role NAME] [--user NAME --password-env VAR]`, or by hand:
 --   psql "postgresql://<owner>@<host>/<database>" -v role=enso_analyst -f db/sql/analyst_role.sql
@@ -14,6 +15,11 @@
 -- PostgreSQL 15 and later let only the database owner create objects in schema public. On older
 -- servers every role may: there, also run REVOKE CREATE ON SCHEMA public FROM PUBLIC (and grant
 -- CREATE back to the role that runs the migrations if it does not own the schema).
+--
+-- Temporary tables: PostgreSQL grants TEMPORARY on every database to PUBLIC. The script revokes it
+-- and grants it back to the role running the script; any other login that needs temporary tables
+-- on this database must be granted TEMPORARY explicitly. Only the database owner (or a superuser)
+-- can revoke it: run the script as that role (grant-analyst checks the result).
 
 SELECT set_config('enso.analyst_role', :'role', false);
 
@@ -23,6 +29,9 @@ BEGIN
         EXECUTE format('CREATE ROLE %I NOLOGIN', current_setting('enso.analyst_role'));
     END IF;
     EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), current_setting('enso.analyst_role'));
+    EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+    EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM %I', current_database(), current_setting('enso.analyst_role'));
+    EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO %I', current_database(), current_user);
 END
 $$;
 

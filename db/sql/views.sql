@@ -1,4 +1,6 @@
--- Views for SQL users (PostgreSQL and SQLite). Created by migration 0002.
+-- Views for SQL users (PostgreSQL and SQLite), as the schema has them now. Migration 0002 created
+-- latest_forecast and forecast_verification; 0005 added index_current and index_observation (the
+-- index became append-only vintages) and re-created forecast_verification on top of them.
 
 -- The newest operational forecast for each lead: the latest init month, and of several
 -- models for it the one written last.
@@ -25,3 +27,17 @@ SELECT f.model_version, f.kind, f.init_month, f.target_month, f.lead_months,
        CASE WHEN o.phase IS NULL THEN NULL WHEN o.phase = f.phase THEN 1 ELSE 0 END AS phase_hit
 FROM forecast f
 LEFT JOIN index_observation o ON o.month = f.target_month;
+
+-- The current index of every product: the rows of its newest vintage (index_vintage.seq).
+CREATE VIEW index_current AS
+SELECT v.product, x.month, x.nino34, x.anomaly, x.oni, x.phase, v.format AS source, x.vintage_id,
+       v.seq AS vintage_seq, v.stored_at AS updated_at
+FROM index_value x
+JOIN index_vintage v ON v.id = x.vintage_id
+WHERE v.seq = (SELECT max(v2.seq) FROM index_vintage v2 WHERE v2.product = v.product);
+
+-- The current Niño 3.4 index (product nino34), one row per month: what forecasts are verified against.
+CREATE VIEW index_observation AS
+SELECT month, product, nino34, anomaly, oni, phase, source, vintage_id, updated_at
+FROM index_current
+WHERE product = 'nino34';

@@ -2,7 +2,8 @@
 
 Modules: :mod:`~enso.sources.http` (downloads), :mod:`~enso.sources.cobe` (JMA
 COBE-SST GRIB1), :mod:`~enso.sources.ersst` (NOAA ERSST netCDF),
-:mod:`~enso.sources.index` (NOAA / McNoldy Niño 3.4 index tables) and
+:mod:`~enso.sources.index` (NOAA / McNoldy Niño 3.4 index tables),
+:mod:`~enso.sources.index_products` (which file each index product comes from) and
 :mod:`~enso.sources.validate` (checks shared by the grid sources).
 
 Every problem with a provider's file is one of the exceptions below; each names

@@ -30,17 +30,14 @@ import pandas as pd
 import xarray as xr
 from scipy.io import netcdf_file
 
+from enso.config import ERSST_BASE_URLS
 from enso.grids import SSTGrid, normalise_orientation
 from enso.months import Month
 from enso.sources import InvalidFile
 from enso.sources.validate import check_month, validate_sst
 
-#: The version of the files NCEI publishes now, and where each version lies (v6: inferred, see above).
+#: The version of the files NCEI publishes now (where each version lies: ``enso.config.ERSST_BASE_URLS``).
 DEFAULT_VERSION = "v6"
-BASE_URLS = {
-    "v5": "https://www.ncei.noaa.gov/pub/data/cmb/ersst/v5/netcdf",
-    "v6": "https://www.ncei.noaa.gov/pub/data/cmb/ersst/v5/v6",
-}
 #: File name below the base URL; ``{version}``, ``{year}`` and ``{month}`` are filled in.
 DEFAULT_TEMPLATE = "ersst.{version}.{year:04d}{month:02d}.nc"
 #: First month of each version's record (v6 reaches back to 1850).
@@ -86,9 +83,9 @@ def ersst_base_url(version: str, configured: str = "") -> str:
     if configured:
         return configured
     try:
-        return BASE_URLS[version]
+        return ERSST_BASE_URLS[version]
     except KeyError:
-        raise ValueError(f"no known NCEI folder for ERSST {version!r} (known: {', '.join(BASE_URLS)}): "
+        raise ValueError(f"no known NCEI folder for ERSST {version!r} (known: {', '.join(ERSST_BASE_URLS)}): "
                          "set ENSO_ERSST_BASE_URL to the folder of its monthly files") from None
 
 

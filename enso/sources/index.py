@@ -48,6 +48,10 @@ MISSING = -99.99
 #: Plausible ranges: a value outside is a broken row, not climate.
 NINO34_RANGE = (15.0, 35.0)
 ANOMALY_RANGE = (-6.0, 6.0)
+#: Most characters of a bad line quoted in an error message.
+QUOTE_LIMIT = 200
+#: Most bytes of a folder listing read when discovering McNoldy's newest file.
+LISTING_LIMIT = 1 << 20
 
 CPC_MONTHLY_HEADER = " YR   MON  NINO1+2  ANOM   NINO3    ANOM   NINO4    ANOM   NINO3.4  ANOM"
 CPC_DETREND_HEADER = " YR   MON  TOTAL ClimAdjust ANOM "
@@ -186,7 +190,7 @@ def parse_mcnoldy(text: str, file: str, *, with_climatology: bool = False) -> pd
         raise InvalidFile(
             file, None,
             f"line {header_at + 1}: expected the header {MCNOLDY_HEADER.strip()!r} after "
-            f"{MCNOLDY_DESCRIPTION_LINES} description lines and a blank line, found {found!r}: "
+            f"{MCNOLDY_DESCRIPTION_LINES} description lines and a blank line, found {quote(found)}: "
             "the layout changed; check the file and update the parser",
         )
     rows = _Rows.empty()
@@ -198,7 +202,7 @@ def parse_mcnoldy(text: str, file: str, *, with_climatology: bool = False) -> pd
         month = _row_month(fields, file, number, expected_fields=7)
         mean, climatology[month], anomaly, oni = _numbers(fields[2:6], file, month, number)
         if fields[6] not in MCNOLDY_PHASES:
-            raise InvalidFile(file, month, f"line {number}: PHASE {fields[6]!r} is not one of M, E, N, L")
+            raise InvalidFile(file, month, f"line {number}: PHASE {quote(fields[6])} is not one of M, E, N, L")
         if math.isnan(mean):
             continue
         _check_range(mean, NINO34_RANGE, "Niño 3.4 SST", file, month, number)
@@ -232,7 +236,7 @@ def parse_psl(text: str, file: str) -> pd.DataFrame:
     first = lines[0].split() if lines else []
     if len(first) != 2 or not all(f.isdigit() for f in first) or int(first[1]) < int(first[0]):
         raise InvalidFile(file, None, f"line 1: expected 'year1 yearN' (PSL standard format), "
-                                      f"found {lines[0].strip() if lines else ''!r}")
+                                      f"found {quote(lines[0].strip() if lines else '')}")
     year1, year_n = int(first[0]), int(first[1])
     n_years = year_n - year1 + 1
     if len(lines) < n_years + 2:
@@ -243,12 +247,12 @@ def parse_psl(text: str, file: str) -> pd.DataFrame:
         number, fields = offset + 2, line.split()
         if len(fields) != 13 or fields[0] != str(year1 + offset):
             raise InvalidFile(file, None, f"line {number}: expected year {year1 + offset} and 12 values, "
-                                          f"found {line.strip()!r}")
+                                          f"found {quote(line.strip())}")
         raw += [(Month.of(year1 + offset, calendar_month), field) for calendar_month, field in enumerate(fields[1:], 1)]
     missing_code = _psl_missing_code(lines[n_years + 1])
     if missing_code is None:
         raise InvalidFile(file, None, f"line {n_years + 2}: expected the missing-value code after the "
-                                      f"{n_years} rows of {year1}-{year_n}, found {lines[n_years + 1].strip()!r}")
+                                      f"{n_years} rows of {year1}-{year_n}, found {quote(lines[n_years + 1].strip())}")
     months = [month for month, _ in raw]
     values = [_numbers([field], file, month, 2 + month.year - year1, missing_code)[0] for month, field in raw]
     valid = np.array([v for v in values if not math.isnan(v)])
@@ -302,7 +306,7 @@ def _parse_season_rows(text: str, file: str, fmt: str, header: str, *, what: str
         fields = line.split()
         if len(fields) != n_fields or fields[0] not in ONI_SEASONS:
             raise InvalidFile(file, None, f"line {number}: expected {layout!r} with SEAS in "
-                                          f"{'/'.join(ONI_SEASONS)}, found {line.strip()!r}")
+                                          f"{'/'.join(ONI_SEASONS)}, found {quote(line.strip())}")
         month = _month_of(fields[1], str(ONI_SEASONS.index(fields[0]) + 1), file, number)
         value = _numbers(fields[2:], file, month, number)[-1]
         _check_range(value, ANOMALY_RANGE, what, file, month, number)
@@ -315,7 +319,7 @@ def _check_header(text: str, file: str, header: str) -> list[tuple[int, str]]:
     lines = text.splitlines()
     found = lines[0] if lines else ""
     if found.split() != header.split():
-        raise InvalidFile(file, None, f"line 1: expected the header {header.strip()!r}, found {found.strip()!r}: "
+        raise InvalidFile(file, None, f"line 1: expected the header {header.strip()!r}, found {quote(found.strip())}: "
                                       "the layout changed; check the file and update the parser or the format")
     return [(number, line) for number, line in enumerate(lines[1:], start=2) if line.strip()]
 
@@ -323,7 +327,7 @@ def _check_header(text: str, file: str, header: str) -> list[tuple[int, str]]:
 def _row_month(fields: Sequence[str], file: str, number: int, *, expected_fields: int) -> Month:
     if len(fields) != expected_fields:
         raise InvalidFile(file, None, f"line {number}: {len(fields)} fields, expected {expected_fields}: "
-                                      f"{' '.join(fields)!r}")
+                                      f"{quote(' '.join(fields[:40]))}")
     return _month_of(fields[0], fields[1], file, number)
 
 
@@ -331,17 +335,21 @@ def _month_of(year: str, month: str, file: str, number: int) -> Month:
     try:
         return Month.of(int(year), int(month))
     except ValueError as exc:
-        raise InvalidFile(file, None, f"line {number}: year {year!r} month {month!r} is not a month ({exc})") from exc
+        raise InvalidFile(file, None, f"line {number}: year {quote(year)} month {quote(month)} is not a month ({exc})") from exc
 
 
 def _numbers(fields: Sequence[str], file: str, month: Month | None, number: int,
              missing: float = MISSING) -> list[float]:
-    """Floats of the fields, NaN for the missing code."""
+    """Floats of the fields, NaN for the missing code; ``nan``/``inf`` are not a provider's numbers: an error."""
     try:
         values = [float(f) for f in fields]
-    except ValueError as exc:
-        raise InvalidFile(file, month, f"line {number}: not a number in {' '.join(fields)!r} ({exc})") from exc
-    return [math.nan if v == missing or not math.isfinite(v) else v for v in values]
+    except ValueError:
+        raise InvalidFile(file, month, f"line {number}: not a number in {quote(' '.join(fields[:40]))}") from None
+    odd = [f for f, v in zip(fields, values) if not math.isfinite(v)]
+    if odd:
+        raise InvalidFile(file, month, f"line {number}: non-finite value {quote(odd[0])} (the files use "
+                                       f"{missing:g} for a missing value): a broken row")
+    return [math.nan if v == missing else v for v in values]
 
 
 def _check_range(value: float, bounds: tuple[float, float], what: str, file: str,
@@ -354,6 +362,8 @@ def _check_range(value: float, bounds: tuple[float, float], what: str, file: str
 
 def _table(rows: _Rows, fmt: str, file: str) -> pd.DataFrame:
     """The index table of the rows: months strictly increasing, rows with no value dropped."""
+    if not rows.months:
+        raise InvalidFile(file, None, "holds no data row (only a header?): not a complete index file")
     for previous, current in zip(rows.months, rows.months[1:]):
         if current <= previous:
             raise InvalidFile(file, current, f"row comes after {previous}: months must be strictly increasing "
@@ -370,6 +380,13 @@ def _table(rows: _Rows, fmt: str, file: str) -> pd.DataFrame:
         raise InvalidFile(file, None, "holds no month with a value")
     table.attrs.update({"format": fmt, "file": file})
     return table
+
+
+def quote(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters (a broken file can hold a gigabyte line)."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text):,} characters)"
 
 
 # ----------------------------------------------------------------------------- completion
@@ -445,8 +462,10 @@ def discover_mcnoldy_url(base_url: str, session: requests.Session, year: int, ti
     """
     folder = base_url.rstrip("/") + "/"
     try:
-        page = session.get(folder, timeout=(timeout, timeout))
-        listed = sorted({int(y) for y in _MCNOLDY_NAME.findall(page.text)}) if page.ok else []
+        with session.get(folder, timeout=(timeout, timeout), stream=True) as page:
+            # a folder listing is a few kB: read at most LISTING_LIMIT bytes of it
+            listing = page.raw.read(LISTING_LIMIT, decode_content=True).decode("utf-8", "replace") if page.ok else ""
+        listed = sorted({int(y) for y in _MCNOLDY_NAME.findall(listing)})
         if listed:
             return folder + MCNOLDY_FILE.format(year=listed[-1])
         for url in mcnoldy_candidate_urls(base_url, year):

@@ -4,12 +4,37 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-29 09:05:32.772163
 """
-from pathlib import Path
-
 from alembic import op
 import sqlalchemy as sa
 
-VIEWS_SQL = Path(__file__).resolve().parents[2] / "sql" / "views.sql"
+#: The views as this revision created them (db/sql/views.sql holds the current definitions; 0005 changed them).
+VIEWS_SQL = """
+-- The newest operational forecast for each lead: the latest init month, and of several
+-- models for it the one written last.
+CREATE VIEW latest_forecast AS
+SELECT f.model_version, f.init_month, f.target_month, f.lead_months, f.nino34, f.nino34_anomaly,
+       f.p_la_nina, f.p_neutral, f.p_el_nino, f.phase, f.base_period, f.created_at, f.flow_run_id
+FROM forecast f
+WHERE f.kind = 'operational'
+  AND f.id = (SELECT f2.id FROM forecast f2
+              WHERE f2.kind = 'operational' AND f2.lead_months = f.lead_months
+              ORDER BY f2.init_month DESC, f2.created_at DESC, f2.id DESC
+              LIMIT 1);
+
+-- Every forecast beside what was observed for its target month, once known
+-- (observed columns are NULL until the index holds the month; observed_phase is NULL
+-- while the month's ONI is not known yet).
+CREATE VIEW forecast_verification AS
+SELECT f.model_version, f.kind, f.init_month, f.target_month, f.lead_months,
+       f.nino34 AS forecast_nino34, f.nino34_anomaly AS forecast_anomaly, f.phase AS forecast_phase,
+       f.p_la_nina, f.p_neutral, f.p_el_nino,
+       o.nino34 AS observed_nino34, o.anomaly AS observed_anomaly, o.oni AS observed_oni,
+       o.phase AS observed_phase,
+       f.nino34_anomaly - o.anomaly AS anomaly_error,
+       CASE WHEN o.phase IS NULL THEN NULL WHEN o.phase = f.phase THEN 1 ELSE 0 END AS phase_hit
+FROM forecast f
+LEFT JOIN index_observation o ON o.month = f.target_month;
+"""
 
 
 def _statements(sql: str) -> list[str]:
@@ -131,7 +156,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('model_version', 'kind', 'init_month', name='uq_forecast_grid_model_kind_init')
     )
 
-    for statement in _statements(VIEWS_SQL.read_text()):
+    for statement in _statements(VIEWS_SQL):
         op.execute(statement)
 
 

@@ -8,14 +8,14 @@ stored before this revision were COBE-SST (v1) or ERSSTv5, the only ERSST
 version the system fetched until now.
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02 12:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0008'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
