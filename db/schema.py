@@ -180,6 +180,25 @@ class IndexObservation(ViewBase):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
+class RelativeIndex(ViewBase):
+    """View ``relative_index``: the relative Niño 3.4 index and RONI, one row per month.
+
+    CPC's file (product ``relative``) where it has the month; before its first
+    month, the index computed from the stored grids (``relative-grids``).
+    """
+
+    __tablename__ = "relative_index"
+
+    month: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    relative_anomaly: Mapped[float | None] = mapped_column(Float)
+    roni: Mapped[float | None] = mapped_column(Float)
+    phase: Mapped[str | None] = mapped_column(String(8))
+    product: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    vintage_id: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
 class IngestLog(Base):
     """Every ingest attempt and its outcome (see :data:`OUTCOMES`)."""
 

@@ -22,12 +22,15 @@ from db.schema import IndexCurrent, SstGrid
 from enso.config import Settings
 from enso.months import Month, last_complete_month
 from enso.publication import LATE, STALE, PublicationLag, freshness, newest_due_month
-from enso.sources.index_products import DEFAULT_PRODUCT, INDEX_PRODUCTS
+from enso.sources.index_products import DEFAULT_PRODUCT, RELATIVE_PRODUCT, product_description
 from enso.sources.sst import sst_source
 
 INDEX_ADVICE = ("check the URL in a browser; if CPC stopped or renamed the file (as ersst5.nino.mth.91-20.ascii "
                 "stopped at 2026-06 when CPC moved to ERSSTv6), set ENSO_INDEX_URL and ENSO_INDEX_FORMAT to the "
                 "current file (default: detrend.nino34.ascii.txt, cpc-detrend-sst)")
+RELATIVE_ADVICE = ("check the URL in a browser; if CPC renamed or moved its monthly relative index, set "
+                   "ENSO_RELATIVE_INDEX_URL to the current file; or set it empty to compute the relative index "
+                   "(RONI) from the stored grids instead")
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class InputFreshness:
     lag: PublicationLag
     url: str
     advice: str
+    #: Whether the forecast needs it, so that a monthly run stops when it is stale (the relative index does
+    #: not: only the observed phase and the report use it, and they say it is stale).
+    blocks_run: bool = True
 
     @property
     def stale(self) -> bool:
@@ -119,8 +125,8 @@ class StoreStatus:
             lines.append(f"  {s.source:<6} {s.n_months:>5} months  {s.first}..{s.last}  {gap}; "
                          f"{s.revised_months} revised{versions}")
         for i in self.indexes or [_NO_INDEX]:
-            product = INDEX_PRODUCTS.get(i.product)
-            lines.append(f"Index {i.product}" + (f" ({product.description})" if product else "") + ":")
+            description = product_description(i.product)
+            lines.append(f"Index {i.product}" + (f" ({description})" if description else "") + ":")
             if i.n_months == 0:
                 lines.append("  (none yet: run `enso ingest`)")
                 continue
@@ -194,7 +200,8 @@ def _when(value: object) -> str:
 
 def input_freshness(engine: Engine, settings: Settings, now: dt.datetime | None = None, *,
                     sources: tuple[str, ...] | None = None, index: bool = True) -> list[InputFreshness]:
-    """Current / late / stale for each SST source (default: ENSO_SST_SOURCE) and the index file, at ``now``."""
+    """Current / late / stale for each SST source (default: ENSO_SST_SOURCE) and the index files (the Niño 3.4
+    index and, unless ENSO_RELATIVE_INDEX_URL is empty, CPC's relative index), at ``now``."""
     now = now or dt.datetime.now(dt.timezone.utc)
     expected = last_complete_month(now)
     out = []
@@ -214,6 +221,13 @@ def input_freshness(engine: Engine, settings: Settings, now: dt.datetime | None 
         lag = PublicationLag("NOAA CPC", settings.index_publication_day)
         out.append(InputFreshness("Niño 3.4 index", freshness(newest, now, lag), newest, expected,
                                   newest_due_month(now, lag), lag, settings.index_url, INDEX_ADVICE))
+        if settings.relative_index_url:
+            stored = store.load_index(engine, RELATIVE_PRODUCT)
+            known = stored.index[stored["anomaly"].notna()]
+            newest = Month.parse(str(known[-1])) if len(known) else None
+            out.append(InputFreshness("relative Niño 3.4 index", freshness(newest, now, lag), newest, expected,
+                                      newest_due_month(now, lag), lag, settings.relative_index_url,
+                                      RELATIVE_ADVICE, blocks_run=False))
     return out
 
 
@@ -232,14 +246,18 @@ def check_inputs(engine: Engine, settings: Settings, init: Month, now: dt.dateti
     ``init`` is stale (beyond its provider's lag); returns the freshness of every input otherwise.
 
     Merely late inputs pass: the run then waits for them as before. An input that
-    is stale but already holds ``init`` (a rerun of an old month) passes too.
+    is stale but already holds ``init`` (a rerun of an old month) passes too, and so
+    does a stale input the forecast does not need (the relative index: the report's
+    banner names it). The monthly run's ingest task then asks for the files stored
+    here again, conditionally (with the validators just stored): the provider
+    answers 304 Not Modified without a body, so nothing is downloaded or written twice.
     """
     from db.ingest import ingest_index, ingest_sst_month
 
     ingest_sst_month(engine, settings, settings.sst_source, init, run_id=run_id)
     ingest_index(engine, settings, run_id=run_id)
     inputs = input_freshness(engine, settings, now)
-    stale = [f for f in inputs if f.stale and (f.newest is None or f.newest < init)]
+    stale = [f for f in inputs if f.stale and f.blocks_run and (f.newest is None or f.newest < init)]
     if stale:
         raise StaleInputs(stale)
     return inputs

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -186,6 +186,24 @@ def load_grids(engine: Engine, source: str, start: Month, end: Month) -> list[SS
                                 SstGrid.month <= month_date(end)).order_by(SstGrid.month)
         ).all()
     return [_row_to_grid(r) for r in rows]
+
+
+def iter_grids(engine: Engine, source: str, start: Month, end: Month, *,
+               chunk_months: int = 120) -> Iterator[SSTGrid]:
+    """The stored grids of ``source`` from start to end in month order, read ``chunk_months`` at a time
+    (a century of 1° grids streams through in bounded memory)."""
+    first = start
+    while first <= end:
+        last = min(first + (chunk_months - 1), end)
+        yield from load_grids(engine, source, first, last)
+        first = last + 1
+
+
+def grid_checksums(conn: Connection, source: str) -> list[tuple[Month, str]]:
+    """(month, sha256 of its file) of every stored grid of ``source``, in month order."""
+    rows = conn.execute(select(SstGrid.month, SstGrid.sha256).where(SstGrid.source == source)
+                        .order_by(SstGrid.month)).all()
+    return [(date_month(r.month), r.sha256) for r in rows]
 
 
 def load_cube(

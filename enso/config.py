@@ -28,10 +28,15 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IndexFormat = Literal["cpc-detrend-sst", "cpc-detrend", "cpc-monthly", "mcnoldy", "cpc-oni", "psl"]
 SstSource = Literal["cobe", "ersst"]
+#: The index whose 3-month mean defines the observed ENSO phase: RONI (CPC's official one since February 2026)
+#: or the traditional ONI.
+PhaseIndexName = Literal["roni", "oni"]
 
 DEFAULT_COBE_BASE_URL = "https://ds.data.jma.go.jp/tcc/tcc/products/elnino/cobesst/gpvdata"
 #: CPC's ERSSTv6-based monthly Niño 3.4 since August 2026 (``YR MON TOTAL ClimAdjust ANOM``).
 DEFAULT_INDEX_URL = "https://www.cpc.ncep.noaa.gov/data/indices/detrend.nino34.ascii.txt"
+#: CPC's monthly relative Niño 3.4 index (``YR MTH ANOM``), whose 3-month mean is RONI.
+DEFAULT_RELATIVE_INDEX_URL = "https://www.cpc.ncep.noaa.gov/data/indices/Rnino34.ascii.txt"
 #: The ERSSTv5 file CPC stopped updating in 2026 (still selectable with ENSO_INDEX_FORMAT=cpc-monthly).
 ERSST5_INDEX_URL = "https://www.cpc.ncep.noaa.gov/data/indices/ersst5.nino.mth.91-20.ascii"
 #: NCEI's folder of each ERSST version's monthly files (v6: inferred, see enso.sources.ersst); another
@@ -63,6 +68,15 @@ class Settings(BaseSettings):
     index_format: IndexFormat = Field(
         default="cpc-detrend-sst",
         description="Layout of ENSO_INDEX_URL; cpc-detrend-sst reads TOTAL and computes fixed-base anomalies.",
+    )
+    relative_index_url: str = Field(
+        default=DEFAULT_RELATIVE_INDEX_URL,
+        description="CPC's monthly relative Niño 3.4 file (Rnino34.ascii.txt, product 'relative'); empty: none "
+                    "(the relative index is then computed from the stored SST grids).",
+    )
+    phase_index: PhaseIndexName = Field(
+        default="roni",
+        description="The index that defines the observed ENSO phase: roni (CPC's official definition) or oni.",
     )
     ersst_version: str = Field(default="v6", description="ERSST version (v5 files were discontinued in 2026).")
     ersst_base_url: str = Field(
@@ -145,10 +159,10 @@ class Settings(BaseSettings):
     def _http_url(cls, value: str) -> str:
         return http_url(value)
 
-    @field_validator("ersst_base_url")
+    @field_validator("ersst_base_url", "relative_index_url")
     @classmethod
     def _optional_http_url(cls, value: str) -> str:
-        """Empty (the default: a known folder, or none) or an http(s) URL."""
+        """Empty (ERSST: NCEI's folder of the version; the relative index: none) or an http(s) URL."""
         return http_url(value) if value.strip() else ""
 
     @field_validator("ersst_version")

@@ -389,9 +389,11 @@ class MirrorServer(ThreadingHTTPServer):
             return [record.path for record in self.request_log]
 
     def settings_overrides(self) -> dict[str, str]:
-        """Settings fields that point the system at this mirror (for ``load_settings(**...)``)."""
+        """Settings fields that point the system at this mirror (for ``load_settings(**...)``); the relative
+        index file when the mirror has one, else none (the system then computes it from the grids)."""
+        relative = self.relative_index_url if self.resolve(RELATIVE_INDEX_FILE) is not None else ""
         return {"cobe_base_url": self.cobe_base_url, "ersst_base_url": self.ersst_base_url,
-                "index_url": self.index_url, "index_format": "cpc-monthly"}
+                "index_url": self.index_url, "index_format": "cpc-monthly", "relative_index_url": relative}
 
     def clear_log(self) -> None:
         with self._log_lock:

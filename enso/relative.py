@@ -79,7 +79,7 @@ class RelativeIndex:
         anomaly, ``oni`` the RONI; ``attrs["relative"]`` is True, as for CPC's relative files."""
         table = pd.DataFrame({"nino34": np.nan, "anomaly": self.table["relative_anomaly"],
                               "oni": self.table["roni"], "phase": self.table["phase"]}, index=self.table.index)
-        table.attrs.update({"format": "relative-from-grids", "file": "computed from SST grids", "relative": True,
+        table.attrs.update({"format": "from-grids", "file": "computed from SST grids", "relative": True,
                             "anomaly_base": f"{self.base[0]}-{self.base[1]}",
                             "scale_period": f"{self.scale_period[0]}-{self.scale_period[1]}"})
         return table

@@ -117,7 +117,7 @@ def drop_grids(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     import datetime as dt
 
-    from db.ingest import ingest_index, ingest_newest, ingest_sst_month
+    from db.ingest import ingest_index, ingest_newest, ingest_relative, ingest_sst_month
     from db.status import input_freshness
     from enso.publication import is_overdue
     from enso.sources.sst import sst_source
@@ -131,6 +131,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         results = ingest_newest(engine, settings, source)
     if not args.no_index:
         results.append(ingest_index(engine, settings, accept_shrink=args.accept_shrink))
+        results += ingest_relative(engine, settings, accept_shrink=args.accept_shrink)
     for r in results:
         print(r)
     if any(r.outcome in ("rejected", "failed") for r in results):
@@ -157,7 +158,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
-    from db.ingest import backfill, ingest_index
+    from db.ingest import backfill, ingest_index, ingest_relative
 
     start, end = Month.parse(args.start), ended_month(args.end, "--end")
     engine = open_store(settings)
@@ -166,9 +167,10 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     print(summary.report())
     index_ok = True
     if not args.no_index:
-        index = ingest_index(engine, settings, accept_shrink=args.accept_shrink)
-        print(index)
-        index_ok = index.ok
+        indexes = [ingest_index(engine, settings, accept_shrink=args.accept_shrink),
+                   *ingest_relative(engine, settings, accept_shrink=args.accept_shrink)]
+        print("\n".join(str(r) for r in indexes))
+        index_ok = all(r.ok for r in indexes)
     return 0 if summary.complete and index_ok else 1
 
 
@@ -245,7 +247,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     engine = open_store(settings)
     result = verify(engine, model_version=args.model, kind=args.kind,
                     start=Month.parse(args.start) if args.start else None,
-                    end=Month.parse(args.end) if args.end else None)
+                    end=Month.parse(args.end) if args.end else None, phase_index=settings.phase_index)
     print(result.table())
     print(f"{result.n_scores} scores written to table verification_score")
     return 0
@@ -332,12 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="drop-grids: really delete (without it: say what would go)")
     p.set_defaults(func=cmd_db)
 
-    p = sub.add_parser("ingest", help="ingest the newest SST month (or --month) and the whole index file")
+    p = sub.add_parser("ingest", help="ingest the newest SST month (or --month) and the whole index files")
     p.add_argument("--month", help="YYYY-MM; default: the newest published month")
     p.add_argument("--source", choices=["cobe", "ersst"], help="SST source (default ENSO_SST_SOURCE, cobe)")
-    p.add_argument("--no-index", action="store_true", help="skip the Niño 3.4 index file")
+    p.add_argument("--no-index", action="store_true",
+                   help="skip the index files (the Niño 3.4 index and the relative index)")
     p.add_argument("--accept-shrink", action="store_true",
-                   help="store the index file even if it lacks months the stored index has (logged)")
+                   help="store an index file even if it lacks months the stored index has (logged)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("backfill", help="ingest every month of a range (resumable, idempotent)")
@@ -345,9 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", required=True, help="YYYY-MM")
     p.add_argument("--source", choices=["cobe", "ersst"])
     p.add_argument("--workers", type=workers_count, default=4, help="concurrent downloads (default 4)")
-    p.add_argument("--no-index", action="store_true", help="skip the Niño 3.4 index file")
+    p.add_argument("--no-index", action="store_true",
+                   help="skip the index files (the Niño 3.4 index and the relative index)")
     p.add_argument("--accept-shrink", action="store_true",
-                   help="store the index file even if it lacks months the stored index has (logged)")
+                   help="store an index file even if it lacks months the stored index has (logged)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_backfill)
 

@@ -27,7 +27,7 @@ from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
 from db import registry, store
-from db.ingest import IngestResult, backfill, ingest_index, ingest_sst_month
+from db.ingest import IngestResult, backfill, ingest_index, ingest_relative, ingest_sst_month
 from db.migrate import open_store
 from db.reporting import email_report, render_and_store
 from db.status import check_inputs
@@ -70,7 +70,7 @@ def _only_when_unpublished(task, task_run, state) -> bool:  # type: ignore[no-un
 @task(retries=_SETTINGS.monthly_retries, retry_delay_seconds=_SETTINGS.monthly_retry_delay,
       retry_condition_fn=_only_when_unpublished)
 def ingest_month_task(init: Month) -> list[IngestResult]:
-    """Gaps before the init month, the init month's SST grid and the whole index file.
+    """Gaps before the init month, the init month's SST grid, the whole index file and the relative index.
 
     Waits (DataNotPublishedYet) when the grid or the index lacks the init month.
     """
@@ -98,7 +98,9 @@ def ingest_month_task(init: Month) -> list[IngestResult]:
     if period not in anomaly.index or pd.isna(anomaly[period]):
         raise DataNotPublishedYet(f"the Niño 3.4 index ({index.url}) has no value for {init} yet; "
                                   "the monthly run will retry later")
-    return [sst, index]
+    # The relative index defines the observed phase (ENSO_PHASE_INDEX); the forecast does not need it, so its
+    # failures never stop the run (the flow logs them, the report's banner names a stale one).
+    return [sst, index, *ingest_relative(engine, settings, run_id=current_run_id())]
 
 
 @task
@@ -131,7 +133,7 @@ def retraining_due() -> str | None:
 @task
 def verify_task() -> int:
     settings = load_settings()
-    return verify(open_store(settings)).n_scores
+    return verify(open_store(settings), phase_index=settings.phase_index).n_scores
 
 
 @task
@@ -155,7 +157,9 @@ def monthly_flow(init_month: str | None = None, force_email: bool = False) -> di
     init = Month.parse(init_month) if init_month else scheduled_init_month()
     logger.info("monthly run for init month %s", init)
     check_inputs_task(init)  # stale inputs end the run here, in minutes, saying what to change
-    ingest_month_task(init)
+    for result in ingest_month_task(init):
+        if not result.ok:  # only the relative index may fail here without stopping the run
+            logger.warning("%s", result)
     why = retraining_due()
     if why:
         logger.info("training first: %s", why)

@@ -24,14 +24,14 @@ START, END = Month.of(2015, 1), Month.of(2016, 12)
 @pytest.fixture(scope="module")
 def mirror_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli-mirror")
-    write_mirror(root, Month.of(1991, 1), END, seed=3)
+    write_mirror(root, Month.of(1991, 1), END, seed=3, relative_index=True)
     return root
 
 
 def _env(store_url: str, srv: MirrorServer, tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "ENSO_DATABASE_URL": store_url, "ENSO_COBE_BASE_URL": srv.cobe_base_url,
             "ENSO_INDEX_URL": srv.index_url, "ENSO_INDEX_FORMAT": "cpc-monthly",
-            "ENSO_DATA_DIR": str(tmp_path / "var"), "ENSO_HTTP_RETRIES": "1",
+            "ENSO_RELATIVE_INDEX_URL": srv.relative_index_url, "ENSO_DATA_DIR": str(tmp_path / "var"), "ENSO_HTTP_RETRIES": "1",
             "ENSO_HTTP_BACKOFF": "0.01", "ENSO_HTTP_TIMEOUT": "5", "PYTHONUNBUFFERED": "1"}
 
 

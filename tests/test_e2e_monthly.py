@@ -65,6 +65,7 @@ def test_monthly_deployment_runs_on_a_worker_and_a_rerun_duplicates_nothing(
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
                 "ENSO_DATABASE_URL": pg_url, "ENSO_COBE_BASE_URL": srv.cobe_base_url,
                 "ENSO_INDEX_URL": srv.index_url, "ENSO_INDEX_FORMAT": "cpc-monthly",
+                "ENSO_RELATIVE_INDEX_URL": srv.relative_index_url,
                 "ENSO_DATA_DIR": str(tmp_path / "var"), "ENSO_REPORT_DIR": str(tmp_path / "reports"),
                 "ENSO_MODEL_PRESET": "tiny",
                 "ENSO_TRAIN_END": "1994-12", "ENSO_VALID_END": "2004-12",
@@ -85,7 +86,8 @@ def test_monthly_deployment_runs_on_a_worker_and_a_rerun_duplicates_nothing(
                 assert _count(engine, Forecast, Forecast.kind == "operational") == 12
                 reports = list((tmp_path / "reports").glob("*.html"))
                 assert [p.name for p in reports] == [f"enso-report-{INIT}.html"]
-                assert f"{INIT}" in reports[0].read_text()
+                html = reports[0].read_text()
+                assert f"{INIT}" in html and "Observed phase (from RONI)" in html  # CPC's RONI, from the mirror
                 assert len(inbox.messages) == 1
                 recipients, message = inbox.messages[0]
                 assert sorted(recipients) == ["ops@example.org", "risk@example.org"]

@@ -67,6 +67,7 @@ def monthly_env(trained_store: dict, tmp_path: Path, monkeypatch: pytest.MonkeyP
         engine = make_engine(cluster.url)
         env = {"ENSO_DATABASE_URL": cluster.url, "ENSO_COBE_BASE_URL": srv.cobe_base_url,
                "ENSO_INDEX_URL": srv.index_url, "ENSO_INDEX_FORMAT": "cpc-monthly",
+               "ENSO_RELATIVE_INDEX_URL": srv.relative_index_url,
                "ENSO_DATA_DIR": str(tmp_path / "var"), "ENSO_REPORT_DIR": str(tmp_path / "reports"),
                "ENSO_MODEL_PRESET": "tiny",
                "ENSO_TRAIN_END": "1994-12", "ENSO_VALID_END": "2004-12", "ENSO_REPORT_TO": "",

@@ -89,7 +89,8 @@ def test_monthly_relative_file_is_an_index_table_from_december_1949() -> None:
     assert (table.index[0], table.index[-1], len(table)) == (p("1949-12"), p("1950-12"), 13)
     assert table.loc[p("1949-12"), "anomaly"] == -1.22 and table.loc[p("1950-12"), "anomaly"] == -0.97
     assert table["nino34"].isna().all() and table["oni"].isna().all()
-    assert table.attrs == {"format": "cpc-rnino34", "file": "Rnino34.ascii.txt", "relative": True}
+    assert table.attrs == {"format": "cpc-rnino34", "file": "Rnino34.ascii.txt", "relative": True,
+                           "anomaly_base": "1991-2020"}
 
 
 def test_seasonal_roni_maps_seasons_to_their_centre_month() -> None:

@@ -56,6 +56,25 @@ def assert_table_shape(table: pd.DataFrame, fmt: str, path) -> None:
 # ----------------------------------------------------------------------------- the real files
 
 
+CPC = "https://www.cpc.ncep.noaa.gov/data/indices/"
+
+
+@pytest.mark.parametrize("path, fmt, url, base", [
+    (CPC_MONTHLY, "cpc-monthly", CPC + "ersst5.nino.mth.91-20.ascii", "1991-2020"),
+    (CPC_MONTHLY_8110, "cpc-monthly", CPC + "ersst5.nino.mth.81-10.ascii", "1981-2010"),
+    (CPC_SSTOI, "cpc-monthly", CPC + "sstoi.indices", None),  # the name states no base
+    (CPC_DETREND, "cpc-detrend", CPC + "detrend.nino34.ascii.txt", "sliding 30-year"),
+    (CPC_ONI_2026, "cpc-oni", CPC + "oni.ascii.txt", "sliding 30-year"),
+    (MCNOLDY_2022, "mcnoldy", "ONI_NINO34_1854-2022.txt", "sliding 30-year"),
+    (PSL_ANOMALY, "psl", "nino34.long.anom.data", "1981-2010"),  # "Anomaly from 1981-2010" below the data
+    (PSL_ABSOLUTE, "psl", "nino34.long.data", None),  # absolute SST: the anomalies are derived
+])
+def test_each_file_states_the_base_of_its_anomalies(path, fmt: str, url: str, base: str | None) -> None:
+    """``attrs["anomaly_base"]`` labels the stored vintage (db.ingest), so it is the file's own base."""
+    table = parse_index(path.read_text(encoding="utf-8"), fmt, url)
+    assert table.attrs.get("anomaly_base") == base
+
+
 def test_cpc_monthly_91_20_file() -> None:
     table = read(CPC_MONTHLY, "cpc-monthly")
     assert_table_shape(table, "cpc-monthly", CPC_MONTHLY)

@@ -139,6 +139,37 @@ def test_the_monthly_flow_checks_its_inputs_first(filled, monkeypatch: pytest.Mo
     assert source.index("check_inputs_task(init)") < source.index("ingest_month_task(init)")
 
 
+def test_a_stale_relative_index_is_reported_but_does_not_stop_the_run(tmp_path: Path) -> None:
+    """CPC's relative file (RONI) defines only the observed phase: stale, it is in the alarm and the report's
+    banner, but the monthly run goes on (the forecast does not need it)."""
+    from db.ingest import ingest_relative
+    from db.reporting import stale_inputs
+
+    root = tmp_path / "mirror"
+    manifest = write_mirror(root, START, END, seed=9, relative_index=True)
+    assert manifest.relative_index_file is not None
+    lines = manifest.relative_index_file.read_text().splitlines()
+    manifest.relative_index_file.write_text("\n".join(lines[:3]) + "\n")  # CPC's file stopped at 2026-08
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    upgrade(url)
+    with MirrorServer(root) as srv, opened_engine(url) as engine:
+        settings = Settings(database_url=url, data_dir=tmp_path / "var", http_retries=0, http_timeout=5,
+                            **srv.settings_overrides())
+        assert settings.relative_index_url == srv.relative_index_url
+        assert backfill(engine, settings, "cobe", START, END, progress=False).complete
+        assert ingest_index(engine, settings).ok
+        assert [(r.source, r.outcome) for r in ingest_relative(engine, settings)] == [("relative", "stored")]
+        now = utc(2026, 11, 20)  # October is in everywhere but in the relative file
+        grids, index, relative = input_freshness(engine, settings, now)
+        assert (grids.state, index.state) == (CURRENT, CURRENT)
+        assert (relative.name, relative.state, relative.newest) == ("relative Niño 3.4 index", STALE,
+                                                                    Month.of(2026, 8))
+        assert relative.url == srv.relative_index_url and "ENSO_RELATIVE_INDEX_URL" in relative.line()
+        inputs = check_inputs(engine, settings, END, now)  # does not raise
+        assert [f.name for f in inputs if f.stale] == ["relative Niño 3.4 index"]
+        assert [s.name for s in stale_inputs(engine, settings, "cobe", now)] == ["relative Niño 3.4 index"]
+
+
 # ----------------------------------------------------------------------------- the report
 
 
@@ -167,6 +198,10 @@ def test_the_assembled_report_reports_the_stores_stale_inputs(copy_store: dict) 
         later = assemble_report(engine, settings, Month.of(2020, 6), issued_at=utc(2020, 9, 20))
     assert [(s.name, s.newest_month, s.overdue_month) for s in later.stale_inputs] == [
         ("cobe SST grids", Month.of(2020, 6), Month.of(2020, 8)),
-        ("Niño 3.4 index", Month.of(2020, 6), Month.of(2020, 8))]
+        ("Niño 3.4 index", Month.of(2020, 6), Month.of(2020, 8)),
+        ("relative Niño 3.4 index", Month.of(2020, 6), Month.of(2020, 8))]
     assert 'id="stale-inputs"' in render_report(later).html
-    assert later.sources[0].name == "JMA COBE-SST monthly SST grids (cobe-sst v1)"  # the product version used
+    assert [s.name for s in later.sources] == [
+        "JMA COBE-SST monthly SST grids (cobe-sst v1)",  # the product version used
+        "Niño 3.4 monthly index (cpc-monthly, 1991-2020 base)",  # the base CPC's file name states
+        "Relative Niño 3.4 monthly index (cpc-rnino34, 1991-2020 base)"]

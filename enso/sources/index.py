@@ -43,6 +43,11 @@ TRADITIONAL_FORMATS = ("cpc-monthly", "mcnoldy", "cpc-oni", "psl", "cpc-detrend"
 #: CPC's relative index files: monthly ``Rnino34.ascii.txt`` and seasonal ``RONI.ascii.txt``.
 RELATIVE_FORMATS = ("cpc-rnino34", "cpc-roni")
 FORMATS = TRADITIONAL_FORMATS + RELATIVE_FORMATS
+#: ``attrs["anomaly_base"]`` of a file whose anomalies are against a climatology that moves with time
+#: (CPC's ONI and ClimAdjust, McNoldy's "30-year ... updated every 5 years"); else the base's years.
+SLIDING_BASE = "sliding 30-year"
+#: The fixed base of CPC's relative index files (RONI), as CPC states it.
+RELATIVE_BASE = "1991-2020"
 #: Missing-value code of the CPC, McNoldy and PSL tables.
 MISSING = -99.99
 #: Plausible ranges: a value outside is a broken row, not climate.
@@ -118,7 +123,20 @@ def parse_cpc_monthly(text: str, file: str) -> pd.DataFrame:
     Header ``YR MON NINO1+2 ANOM NINO3 ANOM NINO4 ANOM NINO3.4 ANOM`` (compared
     word by word, spacing free), then one row of 10 numbers per month.
     """
-    return _parse_month_rows(text, file, "cpc-monthly", CPC_MONTHLY_HEADER, nino34_col=8, anomaly_col=9)
+    table = _parse_month_rows(text, file, "cpc-monthly", CPC_MONTHLY_HEADER, nino34_col=8, anomaly_col=9)
+    base = _base_in_name(file)
+    if base:
+        table.attrs["anomaly_base"] = base
+    return table
+
+
+def _base_in_name(file: str) -> str | None:
+    """The base period CPC writes into a file name (``ersst5.nino.mth.91-20.ascii`` -> ``1991-2020``), or None."""
+    match = re.search(r"\.(\d\d)-(\d\d)\.ascii", file)
+    if not match:
+        return None
+    first = int(match.group(1)) + (1900 if int(match.group(1)) >= 50 else 2000)
+    return f"{first}-{first + 29}" if (first + 29) % 100 == int(match.group(2)) else None
 
 
 def parse_cpc_detrend(text: str, file: str) -> pd.DataFrame:
@@ -128,7 +146,8 @@ def parse_cpc_detrend(text: str, file: str) -> pd.DataFrame:
     means of it reproduce ``oni.ascii.txt``.
     """
     table = _parse_month_rows(text, file, "cpc-detrend", CPC_DETREND_HEADER, nino34_col=2, anomaly_col=4)
-    table.attrs["anomaly_base"] = "CPC sliding 30-year climatology (ClimAdjust)"
+    table.attrs["anomaly_base"] = SLIDING_BASE
+    table.attrs["anomaly_base_note"] = "CPC's sliding 30-year climatology (ClimAdjust)"
     return table
 
 
@@ -157,7 +176,7 @@ def parse_cpc_rnino34(text: str, file: str) -> pd.DataFrame:
     """
     table = _parse_month_rows(text, file, "cpc-rnino34", CPC_RNINO34_HEADER, nino34_col=None, anomaly_col=2,
                               anomaly_what="relative Niño 3.4 anomaly")
-    table.attrs["relative"] = True
+    table.attrs.update(relative=True, anomaly_base=RELATIVE_BASE)
     return table
 
 
@@ -169,7 +188,7 @@ def parse_cpc_roni(text: str, file: str) -> pd.DataFrame:
     two values may be revised. ``nino34`` and ``anomaly`` stay NaN.
     """
     table = _parse_season_rows(text, file, "cpc-roni", CPC_RONI_HEADER, what="RONI")
-    table.attrs["relative"] = True
+    table.attrs.update(relative=True, anomaly_base=RELATIVE_BASE)
     return table
 
 
@@ -210,6 +229,7 @@ def parse_mcnoldy(text: str, file: str, *, with_climatology: bool = False) -> pd
             _check_range(value, ANOMALY_RANGE, what, file, month, number)
         rows.add(month, nino34=mean, anomaly=anomaly, oni=oni, phase=MCNOLDY_PHASES[fields[6]])
     table = _table(rows, "mcnoldy", file)
+    table.attrs["anomaly_base"] = SLIDING_BASE  # "30-year monthly average SST, updated every 5 years"
     if with_climatology:
         table["climatology"] = [climatology[Month.of(p.year, p.month)] for p in table.index]
     return table
@@ -221,7 +241,9 @@ def parse_cpc_oni(text: str, file: str) -> pd.DataFrame:
     YR is the year of the centre month (DJF 1950 -> 1950-01, NDJ 1950 -> 1950-12);
     ``oni`` = ANOM; ``nino34`` and ``anomaly`` stay NaN (TOTAL is a 3-month mean).
     """
-    return _parse_season_rows(text, file, "cpc-oni", CPC_ONI_HEADER, what="ONI")
+    table = _parse_season_rows(text, file, "cpc-oni", CPC_ONI_HEADER, what="ONI")
+    table.attrs["anomaly_base"] = SLIDING_BASE  # CPC's ONI: centred 30-year bases, updated every 5 years
+    return table
 
 
 def parse_psl(text: str, file: str) -> pd.DataFrame:
@@ -268,6 +290,9 @@ def parse_psl(text: str, file: str) -> pd.DataFrame:
     table = _table(rows, "psl", file)
     table.attrs["psl_kind"] = "absolute" if absolute else "anomaly"
     table.attrs["description"] = "\n".join(line.strip() for line in lines[n_years + 2:] if line.strip())
+    stated = re.search(r"anomal\w* (?:from|relative to|wrt) (\d{4})\s*-\s*(\d{4})", table.attrs["description"], re.I)
+    if not absolute and stated:
+        table.attrs["anomaly_base"] = f"{stated.group(1)}-{stated.group(2)}"
     return table
 
 
