@@ -9,7 +9,7 @@ export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PREFECT_HOME ?= $(CURDIR)/var/prefect
 
-.PHONY: venv demo test faults bench-ingest bench-train bench-skill check-gpu-torch clean
+.PHONY: venv demo test faults realdata bench-ingest bench-train bench-skill check-gpu-torch clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,10 @@ test: $(STAMP)
 	@mkdir -p $(PREFECT_HOME)
 	@command -v chromium >/dev/null || echo "note: the browser test needs Chromium: apt-get install chromium"
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# The real NOAA files the tests read, for a clone without ../shared (needs internet; ENSO_REALDATA_CACHE, default .realdata/)
+realdata: $(STAMP)
+	$(BIN)/python -m tests.realdata
 
 # The fault suite alone (hostile inputs, flaky network, duplicate email); `make test` runs it too.
 faults: $(STAMP)

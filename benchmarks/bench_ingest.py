@@ -82,7 +82,8 @@ def main() -> None:
         upgrade(url)
         engine = make_engine(url)
         settings = Settings(database_url=url, cobe_base_url=mirror["ENSO_COBE_BASE_URL"],
-                            index_url=mirror["ENSO_INDEX_URL"], data_dir=Path(tmp), http_timeout=30)
+                            index_url=mirror["ENSO_INDEX_URL"], index_format="cpc-monthly", data_dir=Path(tmp),
+                            http_timeout=30)
         first = backfill(engine, settings, "cobe", start, end, workers=args.workers)
         rerun = backfill(engine, settings, "cobe", start, end, workers=args.workers)
         engine.dispose()

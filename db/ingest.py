@@ -11,11 +11,14 @@ running it again.
 
 An index file is stored as a new vintage of its product (:mod:`enso.vintages`) only
 if it loses no month the newest vintage has and has no gap (or with
-``accept_shrink``); each vintage is kept whole.
+``accept_shrink``); each vintage is kept whole. :func:`ingest_relative` does so
+for CPC's relative index file and stores the relative index computed from the
+grids where that file does not reach (product ``relative-grids``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -31,13 +34,22 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from db import store
 from db.engine import StoreUnavailable, redacted
+from db.schema import utcnow
 from db.store import PackedGrid, StoredGridVersion, VintageFile
 from enso.config import Settings
 from enso.months import Month, last_complete_month, month_range
+from enso.relative import DEFAULT_SCALE_PERIOD, relative_index_from_grids
 from enso.sources import DownloadFailed, InvalidFile, NotPublished, SourceError
 from enso.sources.http import Downloaded, HttpSession, NotModified, Validators, download
 from enso.sources.index import complete_index, discover_mcnoldy_url, parse_index
-from enso.sources.index_products import DEFAULT_PRODUCT, IndexProduct, index_product
+from enso.sources.index_products import (
+    DEFAULT_PRODUCT,
+    GRIDS_RELATIVE_FORMAT,
+    GRIDS_RELATIVE_PRODUCT,
+    RELATIVE_PRODUCT,
+    IndexProduct,
+    index_product,
+)
 from enso.sources.sst import SstSourceSpec, sst_source
 from enso.vintages import VintageRefused, check_vintage
 
@@ -115,6 +127,35 @@ def _log(engine: Engine, result: IngestResult, run_id: str | None) -> None:
 
 # --- SST months -------------------------------------------------------------------------------
 
+class ProductVersionMismatch(ValueError):
+    """The store holds grids of another product version of this source: versions are never mixed."""
+
+
+def version_mismatch(conn, source: str, version: str) -> str | None:  # type: ignore[no-untyped-def]
+    """Why grids of ``version`` must not join the store (it holds another version of ``source``), or None."""
+    others = store.product_versions(conn, source, besides=version)
+    if not others:
+        return None
+    held = "; ".join(f"{n} months of {v!r} ({a}..{b})" for v, (a, b, n) in others.items())
+    return (f"the store holds {source} grids of another product version ({held}), and these settings fetch "
+            f"{version!r}: versions are never mixed (training, climatologies and maps would splice them). "
+            f"To switch, re-backfill under the new version: `enso db drop-grids --source {source} --yes`, then "
+            f"`enso backfill --source {source} --start ... --end ...` and `enso train`; or keep the old version "
+            "by setting the source's version back (README, 'Switching a product version')")
+
+
+def check_product_version(engine: Engine, settings: Settings, source: str) -> None:
+    """Raise :class:`ProductVersionMismatch` when the store holds another version of ``source`` than configured."""
+    version = sst_source(source).product_version(settings)
+    try:
+        with engine.connect() as conn:
+            problem = version_mismatch(conn, source, version)
+    except OperationalError as exc:
+        raise _store_unavailable(engine, f"{source} ({version})", exc) from exc
+    if problem:
+        raise ProductVersionMismatch(problem)
+
+
 @dataclass(frozen=True)
 class _Fetched:
     """What a worker made of one month: a final result, or a packed grid for the writer to store."""
@@ -128,7 +169,8 @@ class _Fetched:
 
 def _fetch_month(settings: Settings, spec: SstSourceSpec, month: Month, held: StoredGridVersion | None
                  ) -> _Fetched:
-    """Download (conditionally), compare, decode, validate and pack one month; never touches the store."""
+    """Download (conditionally), compare, decode, validate and pack one month (with the source's product
+    version, which the writer checks again); never touches the store."""
     source, url = spec.name, spec.url(month, settings)
     conditional = held.validators if held is not None and held.source_url == url and held.validators else None
     with ExitStack() as files:
@@ -150,20 +192,25 @@ def _fetch_month(settings: Settings, spec: SstSourceSpec, month: Month, held: St
                             held=held,
                             new_validators=fetched.validators if fetched.validators != held.validators else None)
         try:
-            grid = spec.decode(fetched.path, month)
+            grid = spec.decode(fetched.path, month, settings)
         except InvalidFile as exc:  # name the URL, not the temporary file
             return _Fetched(IngestResult(source, month, "rejected", str(InvalidFile(url, month, exc.problem)), url,
                                          fetched.sha256))
     packed = store.pack_grid(grid, source_url=url, sha256=fetched.sha256, file_size=fetched.size,
-                             validators=fetched.validators)
+                             product_version=spec.product_version(settings), validators=fetched.validators)
     return _Fetched(IngestResult(source, month, "stored", "", url, fetched.sha256), packed=packed, held=held)
 
 
 class _MonthWriter:
-    """Writes fetched months in batches, one transaction per batch; returns the final results."""
+    """Writes fetched months in batches, one transaction per batch; returns the final results.
 
-    def __init__(self, engine: Engine, source: str, run_id: str | None) -> None:
-        self.engine, self.source, self.run_id = engine, source, run_id
+    Each batch first checks, in its transaction, that the store holds no grid of
+    another product version of the source than ``product_version`` (a concurrent
+    ingest under other settings): then the batch's new grids are refused, not mixed.
+    """
+
+    def __init__(self, engine: Engine, source: str, product_version: str, run_id: str | None) -> None:
+        self.engine, self.source, self.product_version, self.run_id = engine, source, product_version, run_id
         self.pending: list[_Fetched] = []
         self.since = time.monotonic()
 
@@ -180,6 +227,8 @@ class _MonthWriter:
             return []
         try:
             with self.engine.begin() as conn:
+                if any(f.packed is not None for f in batch):
+                    batch = self._refuse_mixed(conn, batch)
                 inserted = store.insert_grids(conn, self.source, [f.packed for f in batch
                                                                   if f.packed is not None and f.held is None])
                 results = [self._result(conn, f, inserted) for f in batch]
@@ -192,6 +241,14 @@ class _MonthWriter:
             what = f"{self.source} {months[0]}" + (f"..{months[-1]}" if len(months) > 1 else "")
             raise _store_unavailable(self.engine, what, exc) from exc
         return results
+
+    def _refuse_mixed(self, conn, batch: list[_Fetched]) -> list[_Fetched]:  # type: ignore[no-untyped-def]
+        """The batch, its new grids turned into ``rejected`` outcomes if another product version is held."""
+        problem = version_mismatch(conn, self.source, self.product_version)
+        if problem is None:
+            return batch
+        return [_Fetched(IngestResult(self.source, f.result.month, "rejected", problem, f.result.url,
+                                      f.result.sha256)) if f.packed is not None else f for f in batch]
 
     def _result(self, conn, fetched: _Fetched, inserted: set[Month]) -> IngestResult:  # type: ignore[no-untyped-def]
         """The outcome of a fetched month: as fetched, stored by the batch insert, or a revision written now."""
@@ -220,19 +277,35 @@ def ingest_sst_months(engine: Engine, settings: Settings, source: str, months: l
 
     Raises :class:`StoreUnavailable` only when the database itself cannot be reached
     (then there is nowhere to log); every other failure is an outcome. The months
-    written before that stay written (each batch is one transaction).
+    written before that stay written (each batch is one transaction). When the store
+    holds grids of another product version of the source than the settings fetch,
+    every month is ``rejected`` before anything is downloaded, saying how to switch.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     spec = sst_source(source)
     if not months:
         return []
+    version = spec.product_version(settings)
     what = f"{source} {months[0]}" + (f"..{months[-1]}" if len(months) > 1 else "")
     try:
-        held = store.grid_versions(engine, source, min(months), max(months))
+        with engine.connect() as conn:
+            mixed = version_mismatch(conn, source, version)
+        held = {} if mixed else store.grid_versions(engine, source, min(months), max(months))
     except OperationalError as exc:
         raise _store_unavailable(engine, what, exc) from exc
-    writer = _MonthWriter(engine, source, run_id)
+    if mixed:
+        refused = [IngestResult(source, m, "rejected", mixed, spec.url(m, settings)) for m in months]
+        try:
+            with engine.begin() as conn:
+                store.log_ingests(conn, [r.log_entry(run_id) for r in refused])
+        except OperationalError as exc:
+            raise _store_unavailable(engine, what, exc) from exc
+        for r in refused:
+            if on_result is not None:
+                on_result(r)
+        return refused
+    writer = _MonthWriter(engine, source, version, run_id)
     results: list[IngestResult] = []
 
     def take(fetched: _Fetched) -> None:
@@ -329,11 +402,8 @@ def ingest_index(engine: Engine, settings: Settings, *, product: str = DEFAULT_P
                 return _unchanged_file(engine, product, held, fetched, run_id)
             else:
                 table = complete_index(parse_index(_text(fetched), fmt, url), base=base)
-                try:
-                    return _store_index(engine, settings, product, table, fetched, fmt, accept_shrink, run_id)
-                except IntegrityError:
-                    # Another ingest appended the same successor meanwhile: compare against it now.
-                    return _store_index(engine, settings, product, table, fetched, fmt, accept_shrink, run_id)
+                file = VintageFile(url, fetched.sha256, fmt, fetched.fetched_at, fetched.validators)
+                return _store_index(engine, product, table, file, accept_shrink, run_id)
         except NotPublished as exc:
             result = IngestResult(product, None, "not_published", str(exc), url)
         except DownloadFailed as exc:
@@ -368,11 +438,26 @@ def _unchanged_file(engine: Engine, product: str, held, fetched: Downloaded,  # 
     return result
 
 
-def _store_index(engine: Engine, settings: Settings, product: str, table: pd.DataFrame, fetched: Downloaded,
-                 fmt: str, accept_shrink: bool, run_id: str | None) -> IngestResult:
+def _store_index(engine: Engine, product: str, table: pd.DataFrame, file: VintageFile, accept_shrink: bool,
+                 run_id: str | None) -> IngestResult:
+    """Append ``table`` as the next vintage of ``product`` if it passes :func:`enso.vintages.check_vintage`.
+
+    The vintage's base period is the table's own (``attrs["anomaly_base"]``: the
+    years a file states or its anomalies were computed against, ``sliding 30-year``
+    for CPC's ONI/ClimAdjust and McNoldy's tables), ``unstated`` when unknown.
+    """
+    try:
+        return _append_vintage(engine, product, table, file, accept_shrink, run_id)
+    except IntegrityError:
+        # Another ingest appended the same successor meanwhile: compare against it now.
+        return _append_vintage(engine, product, table, file, accept_shrink, run_id)
+
+
+def _append_vintage(engine: Engine, product: str, table: pd.DataFrame, file: VintageFile, accept_shrink: bool,
+                    run_id: str | None) -> IngestResult:
     last = Month.of(table.index[-1].year, table.index[-1].month)
-    base_period = f"{settings.anomaly_base_start}-{settings.anomaly_base_end}"
-    url, sha = fetched.url, fetched.sha256
+    base_period = str(table.attrs.get("anomaly_base") or "unstated")
+    url, sha, fmt = file.url, file.sha256, file.format
     try:
         with engine.begin() as conn:
             current = store.current_vintage(conn, product)
@@ -387,18 +472,107 @@ def _store_index(engine: Engine, settings: Settings, product: str, table: pd.Dat
                     result = IngestResult(product, last, "rejected", str(exc), url, sha)
                 else:
                     seq = current.seq + 1 if current is not None else 1
-                    store.append_vintage(
-                        conn, product, table, VintageFile(url, sha, fmt, fetched.fetched_at, fetched.validators),
-                        seq=seq, base_period=base_period, changes=change.summary(),
-                        acceptance="accept-shrink" if change.accepted_problems else "checked")
+                    store.append_vintage(conn, product, table, file, seq=seq, base_period=base_period,
+                                         changes=change.summary(),
+                                         acceptance="accept-shrink" if change.accepted_problems else "checked")
                     outcome = "stored" if current is None else ("revised" if change.any else "unchanged")
-                    message = (f"vintage {seq}: {len(table)} months {table.index[0]}..{table.index[-1]} ({fmt}); "
-                               + change.summary())
+                    message = (f"vintage {seq}: {len(table)} months {table.index[0]}..{table.index[-1]} ({fmt}, "
+                               f"{base_period} base); " + change.summary())
                     result = IngestResult(product, last, outcome, message, url, sha)
             store.log_ingest(conn, **result.log_entry(run_id))  # type: ignore[arg-type]
     except OperationalError as exc:
-        raise _store_unavailable(engine, f"index file {url}", exc) from exc
+        raise _store_unavailable(engine, f"index {product} from {url}", exc) from exc
     return result
+
+
+# --- The relative index -----------------------------------------------------------------------
+
+def ingest_relative(engine: Engine, settings: Settings, *, accept_shrink: bool = False,
+                    run_id: str | None = None) -> list[IngestResult]:
+    """The relative Niño 3.4 index, wherever the traditional index is ingested: CPC's monthly file as the
+    product ``relative`` (unless ENSO_RELATIVE_INDEX_URL is empty), then, where that file does not reach,
+    the relative index computed from the stored grids (:func:`compute_relative_index`).
+
+    Returns the outcome of each (none for a computation that is not needed).
+    """
+    results = []
+    if settings.relative_index_url:
+        results.append(ingest_index(engine, settings, product=RELATIVE_PRODUCT, accept_shrink=accept_shrink,
+                                    run_id=run_id))
+    computed = compute_relative_index(engine, settings, accept_shrink=accept_shrink, run_id=run_id)
+    if computed is not None:
+        results.append(computed)
+    return results
+
+
+def compute_relative_index(engine: Engine, settings: Settings, *, accept_shrink: bool = False,
+                           run_id: str | None = None) -> IngestResult | None:
+    """The relative index of the stored grids of ENSO_SST_SOURCE, stored as a vintage of ``relative-grids``.
+
+    Needed, and so computed, when the store's grids begin before the stored
+    relative file's first month (hindcasts before 1950) or there is no such file
+    (ENSO_RELATIVE_INDEX_URL empty, or not ingested yet); returns None when not
+    needed. :func:`enso.relative.relative_index_from_grids` with the ENSO_ANOMALY_BASE
+    base and the scale period 1950-2020, which the grids must cover without a gap:
+    otherwise the outcome is ``rejected`` saying what to backfill (or None when
+    ENSO_PHASE_INDEX=oni, as nothing then depends on it). The vintage's checksum is
+    that of its inputs (each grid's file checksum, the periods), so an unchanged store
+    is ``unchanged`` without reading a grid; its URL names the grids it came from.
+    """
+    source = settings.sst_source
+    base = (settings.anomaly_base_start, settings.anomaly_base_end)
+    scale = DEFAULT_SCALE_PERIOD
+    try:
+        with engine.connect() as conn:
+            checksums = store.grid_checksums(conn, source)
+            versions = sorted(store.product_versions(conn, source))
+            held_file = store.current_vintage(conn, RELATIVE_PRODUCT) if settings.relative_index_url else None
+            held = store.current_vintage(conn, GRIDS_RELATIVE_PRODUCT)
+    except OperationalError as exc:
+        raise _store_unavailable(engine, f"index {GRIDS_RELATIVE_PRODUCT}", exc) from exc
+    if not checksums:
+        return None
+    months = [m for m, _ in checksums]
+    if held_file is not None and months[0] >= store.date_month(held_file.first_month):
+        return None  # CPC's file reaches back as far as the grids
+    url = (f"computed from the store's {source} grids ({', '.join(versions)}) {months[0]}..{months[-1]}: "
+           f"base {base[0]}-{base[1]}, scaled over {scale[0]}-{scale[1]} (enso.relative)")
+    problem = _relative_inputs_problem(source, months, base, scale)
+    if problem:
+        if settings.phase_index != "roni":
+            return None
+        result = IngestResult(GRIDS_RELATIVE_PRODUCT, None, "rejected", problem, url)
+        _log(engine, result, run_id)
+        return result
+    digest = hashlib.sha256("\n".join([f"{source} {','.join(versions)} base {base} scale {scale}",
+                                        *(f"{m} {sha}" for m, sha in checksums)]).encode()).hexdigest()
+    if held is not None and held.sha256 == digest:
+        result = IngestResult(GRIDS_RELATIVE_PRODUCT, store.date_month(held.last_month), "unchanged",
+                              f"the grids are those of vintage {held.seq}", url, digest)
+        _log(engine, result, run_id)
+        return result
+    relative = relative_index_from_grids(store.iter_grids(engine, source, months[0], months[-1]), base, scale)
+    file = VintageFile(url, digest, GRIDS_RELATIVE_FORMAT, utcnow())
+    return _store_index(engine, GRIDS_RELATIVE_PRODUCT, relative.index_table(), file, accept_shrink, run_id)
+
+
+def _relative_inputs_problem(source: str, months: list[Month], base: tuple[int, int],
+                             scale: tuple[int, int]) -> str | None:
+    """Why the relative index cannot be computed from these stored months of ``source`` (gaps, periods not
+    covered), with what to run; None when it can."""
+    holes = store.gaps(months)
+    if holes:
+        first, last = holes[0]
+        return (f"the store's {source} grids have {len(holes)} gap(s), first {first}..{last}: the relative index "
+                f"would have holes. Run `enso backfill --source {source} --start {first} --end {holes[-1][1]}`")
+    first = Month.of(min(base[0], scale[0]), 1)
+    last = Month.of(max(base[1], scale[1]), 12)
+    if months[0] > first or months[-1] < last:
+        return (f"the store's {source} grids ({months[0]}..{months[-1]}) do not cover the base {base[0]}-{base[1]} "
+                f"and the scale period {scale[0]}-{scale[1]} that the relative index needs. Run `enso backfill "
+                f"--source {source} --start {min(first, months[0])} --end {max(last, months[-1])}`, or set "
+                "ENSO_RELATIVE_INDEX_URL to CPC's file, or ENSO_PHASE_INDEX=oni")
+    return None
 
 
 # --- Newest month, backfills --------------------------------------------------------------------
@@ -468,7 +642,7 @@ def backfill(engine: Engine, settings: Settings, source: str, start: Month | str
         raise ValueError(f"backfill end {end} is before start {start}")
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    sst_source(source)
+    check_product_version(engine, settings, source)  # refused before any download
     months = month_range(start, end)
     summary = BackfillSummary(source, start, end)
     t0 = time.perf_counter()

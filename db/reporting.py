@@ -10,11 +10,16 @@ from the store (``reports/`` itself knows no SQL):
   model's validation RMSE at that lead (``model.metrics``): the 10-90 % range if
   errors were normal and as large as on the selection period;
 * **sources**: per SST source the newest stored month up to the init month (its
-  URL, checksum and when it was stored), and the index vintage (URL, checksum,
-  download time);
+  URL, checksum and when it was stored), and the current vintage of each index
+  product (the Niño 3.4 index, CPC's relative index, the relative index computed
+  from the grids: URL, checksum, download time);
 * **current state**: the last 48 months of index anomalies up to the init month,
-  the newest ONI and observed phase; index months without a phase yet are
-  reported as provisional (:attr:`reports.data.ReportData.provisional_notes`);
+  the newest ONI and RONI side by side, and the observed phase of the phase index
+  (ENSO_PHASE_INDEX, :mod:`db.phase`; the report says which). Every phase in the
+  report (current state, phase climatology, contingency table, outcomes) is the
+  phase index's; anomalies are the traditional Niño 3.4 index's. Index months
+  without a phase yet are reported as provisional
+  (:attr:`reports.data.ReportData.provisional_notes`);
 * **baselines**: persistence and damped persistence for leads 1-12, fitted on
   the model's training period (:class:`db.verification.IndexBaselines`);
   ``phase_climatology`` (shown beside the forecast probabilities) is the observed
@@ -53,6 +58,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from db import registry, store
 from db.forecasts import load_forecast_grid, load_forecasts
+from db.phase import PhaseIndex, load_relative_index
 from db.registry import ModelInfo as RegistryModelInfo
 from db.schema import (
     EmailDelivery,
@@ -63,6 +69,7 @@ from db.schema import (
     SstGrid,
     utcnow,
 )
+from db.status import input_freshness
 from db.verification import (
     IndexBaselines,
     climatology_years,
@@ -75,6 +82,7 @@ from enso.config import Settings
 from enso.model.predict import lead1_map_description
 from enso.model.presets import Preset
 from enso.months import Month, month_range, to_period, to_periods
+from enso.sources.index_products import DEFAULT_PRODUCT, GRIDS_RELATIVE_PRODUCT, RELATIVE_PRODUCT
 from enso.verify import attach_observations, contingency_table, phase_climatology
 from reports.data import (
     CurrentState,
@@ -85,6 +93,7 @@ from reports.data import (
     ReportData,
     SourceCutoff,
     SstMap,
+    StaleInput,
     Verification,
     report_file_name,
 )
@@ -100,7 +109,10 @@ HISTORY_MONTHS = 48
 OUTCOME_LEADS: tuple[int, ...] = (1, 3, 6)
 #: The normal quantile of the 10-90 % range: anomaly ± Z × RMSE.
 RANGE_Z = 1.2816
-SOURCE_NAMES = {"cobe": "COBE-SST 2 monthly SST grids", "ersst": "ERSST v5 monthly SST grids"}
+SOURCE_NAMES = {"cobe": "JMA COBE-SST", "ersst": "NOAA ERSST"}
+#: The index products in the report's data provenance, by product.
+INDEX_SOURCE_NAMES = {DEFAULT_PRODUCT: "Niño 3.4 monthly index", RELATIVE_PRODUCT: "Relative Niño 3.4 monthly index",
+                      GRIDS_RELATIVE_PRODUCT: "Relative Niño 3.4 index computed from the stored grids"}
 
 
 def _utc(when: dt.datetime) -> dt.datetime:
@@ -178,33 +190,45 @@ def _sources(engine: Engine, init: Month) -> tuple[SourceCutoff, ...]:
     out = []
     with engine.connect() as conn:
         for source in conn.execute(select(SstGrid.source).distinct().order_by(SstGrid.source)).scalars():
-            row = conn.execute(select(SstGrid.month, SstGrid.source_url, SstGrid.sha256, SstGrid.updated_at)
+            row = conn.execute(select(SstGrid.month, SstGrid.source_url, SstGrid.sha256, SstGrid.updated_at,
+                                      SstGrid.product_version)
                                .where(SstGrid.source == source, SstGrid.month <= store.month_date(init))
                                .order_by(desc(SstGrid.month)).limit(1)).first()
             if row is not None:
-                out.append(SourceCutoff(SOURCE_NAMES.get(source, f"{source} SST grids"), store.date_month(row.month),
-                                        row.source_url, row.sha256, _utc(row.updated_at)))
-        vintage = store.current_vintage(conn)
-    if vintage is not None:
-        out.append(SourceCutoff(f"Niño 3.4 monthly index ({vintage.format}, {vintage.base_period} base)",
-                                min(store.date_month(vintage.last_month), init), vintage.url, vintage.sha256,
-                                _utc(vintage.downloaded_at)))
+                name = f"{SOURCE_NAMES.get(source, source)} monthly SST grids ({row.product_version})"
+                out.append(SourceCutoff(name, store.date_month(row.month), row.source_url, row.sha256,
+                                        _utc(row.updated_at)))
+        vintages = [(name, store.current_vintage(conn, product)) for product, name in INDEX_SOURCE_NAMES.items()]
+    for name, vintage in vintages:
+        if vintage is not None:
+            out.append(SourceCutoff(f"{name} ({vintage.format}, {vintage.base_period} base)",
+                                    min(store.date_month(vintage.last_month), init), vintage.url, vintage.sha256,
+                                    _utc(vintage.downloaded_at)))
     return tuple(out)
 
 
-def _current_state(index: pd.DataFrame, init: Month) -> CurrentState:
+def _current_state(index: pd.DataFrame, relative: pd.DataFrame, phase: PhaseIndex, init: Month) -> CurrentState:
+    """ONI and RONI side by side up to ``init``, and the observed phase of the phase index (its newest month)."""
     upto = index.loc[:to_period(init)]
     anomaly = upto["anomaly"].dropna()
     if anomaly.empty or anomaly.index[-1] != to_period(init):
         raise LookupError(f"the index holds no Niño 3.4 anomaly for init month {init}: run `enso ingest`")
-    phased = upto["phase"].dropna()
-    oni_month = Month.parse(str(phased.index[-1])) if not phased.empty else None
+    oni = upto["oni"].dropna()
+    roni = relative["roni"].loc[:to_period(init)].dropna()
+    phased = phase.phase.loc[:to_period(init)].dropna()
     window = upto.iloc[-HISTORY_MONTHS:]
     return CurrentState(
-        anomaly_month=init, nino34_anomaly=float(anomaly.iloc[-1]), oni_month=oni_month,
-        oni=float(upto.loc[to_period(oni_month), "oni"]) if oni_month else None,
-        observed_phase=phased.iloc[-1] if oni_month else None,
-        recent_anomalies=window["anomaly"], recent_oni=window["oni"])
+        anomaly_month=init, nino34_anomaly=float(anomaly.iloc[-1]),
+        oni_month=_month(oni.index[-1]) if len(oni) else None, oni=float(oni.iloc[-1]) if len(oni) else None,
+        observed_phase=phased.iloc[-1] if len(phased) else None,
+        recent_anomalies=window["anomaly"], recent_oni=window["oni"],
+        roni_month=_month(roni.index[-1]) if len(roni) else None, roni=float(roni.iloc[-1]) if len(roni) else None,
+        recent_roni=relative["roni"].reindex(window.index) if len(relative) else None,
+        phase_index=phase.name, phase_source=phase.describe())
+
+
+def _month(period: pd.Period) -> Month:
+    return Month.of(period.year, period.month)
 
 
 def _map_region(field: xr.DataArray) -> xr.DataArray:
@@ -261,14 +285,14 @@ def _verification(engine: Engine, version: str, index: pd.DataFrame) -> Verifica
                         contingency=contingency_table(lead1["phase"], lead1["observed_phase"]), contingency_lead=1)
 
 
-def _outcomes(engine: Engine, init: Month, version: str) -> pd.DataFrame | None:
-    """Operational forecasts for the init month and the month before, beside the observations.
+def _outcomes(engine: Engine, init: Month, version: str, observed_phase: pd.Series) -> pd.DataFrame | None:
+    """Operational forecasts for the init month and the month before, beside the observations
+    (``observed_phase``: the phase index's phase by month).
 
     Per init month, the report's model if it forecast then, else the model written last.
     """
     stmt = (select(Forecast.model_version, Forecast.created_at, Forecast.init_month, Forecast.lead_months,
-                   Forecast.target_month, Forecast.nino34_anomaly, Forecast.phase,
-                   IndexObservation.anomaly, IndexObservation.phase.label("observed_phase"))
+                   Forecast.target_month, Forecast.nino34_anomaly, Forecast.phase, IndexObservation.anomaly)
             .join(IndexObservation, IndexObservation.month == Forecast.target_month)
             .where(Forecast.kind == "operational", Forecast.lead_months.in_(OUTCOME_LEADS),
                    Forecast.target_month.in_([store.month_date(init - 1), store.month_date(init)]),
@@ -280,14 +304,15 @@ def _outcomes(engine: Engine, init: Month, version: str) -> pd.DataFrame | None:
     rows["_theirs"] = rows["model_version"] != version
     rows = rows.sort_values(["_theirs", "created_at"], ascending=[True, False])
     rows = rows.drop_duplicates(["init_month", "lead_months"]).sort_values(["target_month", "lead_months"])
+    targets = to_periods([Month.from_date(d) for d in rows["target_month"]])
     return pd.DataFrame({
         "init_month": [Month.from_date(d) for d in rows["init_month"]],
         "lead": rows["lead_months"].astype(int).to_numpy(),
-        "target_month": to_periods([Month.from_date(d) for d in rows["target_month"]]),
+        "target_month": targets,
         "forecast_anomaly": rows["nino34_anomaly"].astype(float).to_numpy(),
         "observed_anomaly": rows["anomaly"].astype(float).to_numpy(),
         "forecast_phase": rows["phase"].to_numpy(),
-        "observed_phase": rows["observed_phase"].to_numpy(),
+        "observed_phase": observed_phase.reindex(targets).to_numpy(),
     })
 
 
@@ -307,7 +332,9 @@ def assemble_report(engine: Engine, settings: Settings, init_month: Month | None
     init = init_month or newest_operational_init(engine)
     rows = _operational_rows(engine, init)
     info = _report_model(engine, rows)
-    index = store.load_index(engine)
+    nino34, relative = store.load_index(engine), load_relative_index(engine)
+    phase = PhaseIndex.of(settings.phase_index, nino34, relative)
+    index = phase.observed(nino34)  # the phases below are the phase index's (ENSO_PHASE_INDEX)
     base = parse_base_period(info.base_period, (settings.anomaly_base_start, settings.anomaly_base_end))
     baselines = IndexBaselines.fit(index, info)
     at_init = to_periods([init])
@@ -321,7 +348,8 @@ def assemble_report(engine: Engine, settings: Settings, init_month: Month | None
     caveats = [
         f"Baselines (persistence, damped persistence, climatology, linear EOF model) are fitted on the model's "
         f"training period {info.train_start} to {info.train_end}.",
-        "The observed phase of a month comes from its ONI, so the newest month's phase is provisional.",
+        f"The observed phase of a month comes from its {phase.label} (ENSO_PHASE_INDEX), so the newest month's "
+        "phase is provisional; forecast anomalies are scored against the traditional Niño 3.4 index.",
     ]
     observed_map, map_years = _observed_map(engine, info.sst_source, init, base)
     if map_years is not None and map_years != base:
@@ -334,14 +362,22 @@ def assemble_report(engine: Engine, settings: Settings, init_month: Month | None
         caveats.append("No hindcast of this model is verified yet: run `enso hindcast` and `enso verify`.")
     return ReportData(
         init_month=init, issued_at=issued_at or utcnow(), sources=_sources(engine, init),
-        model=_report_model_info(engine, info), current=_current_state(index, init), forecast=forecast,
+        model=_report_model_info(engine, info), current=_current_state(index, relative, phase, init), forecast=forecast,
         method=MethodInfo(base_period=base, caveats=tuple(caveats)),
         phase_climatology=_base_phase_climatology(index, base), baselines=baseline_leads,
         previous_forecast=_previous_forecast(engine, init, info),
         observed_map=observed_map,
         predicted_map=_predicted_map(engine, info, init),
-        verification=verification, outcomes=_outcomes(engine, init, info.version),
+        verification=verification, outcomes=_outcomes(engine, init, info.version, index["phase"]),
+        stale_inputs=stale_inputs(engine, settings, info.sst_source, issued_at),
     )
+
+
+def stale_inputs(engine: Engine, settings: Settings, source: str,
+                 now: dt.datetime | None = None) -> tuple[StaleInput, ...]:
+    """The report's banner: the model's SST source and the index file where stale at ``now``."""
+    return tuple(StaleInput(f.name, f.newest, f.due, f.url, f.advice)
+                 for f in input_freshness(engine, settings, now, sources=(source,)) if f.stale)
 
 
 # --------------------------------------------------------------------------- rendering and storing

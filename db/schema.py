@@ -53,13 +53,19 @@ class Base(DeclarativeBase):
 
 
 class SstGrid(Base):
-    """One preprocessed SST grid per (source, month): °C float32, land NaN, normalised orientation."""
+    """One preprocessed SST grid per (source, month): °C float32, land NaN, normalised orientation.
+
+    ``product_version`` ('cobe-sst v1', 'ersst v5', 'ersst v6') is the same for
+    every grid of a source: :mod:`db.ingest` refuses to mix versions.
+    """
 
     __tablename__ = "sst_grid"
-    __table_args__ = (UniqueConstraint("source", "month", name="uq_sst_grid_source_month"),)
+    __table_args__ = (UniqueConstraint("source", "month", name="uq_sst_grid_source_month"),
+                      Index("ix_sst_grid_source_product_version", "source", "product_version"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(String(16), nullable=False)
+    product_version: Mapped[str] = mapped_column(String(32), nullable=False)
     month: Mapped[dt.date] = mapped_column(Date, nullable=False)
     nlat: Mapped[int] = mapped_column(Integer, nullable=False)
     nlon: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -169,6 +175,25 @@ class IndexObservation(ViewBase):
     anomaly: Mapped[float | None] = mapped_column(Float)
     oni: Mapped[float | None] = mapped_column(Float)
     phase: Mapped[str | None] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(16))
+    vintage_id: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RelativeIndex(ViewBase):
+    """View ``relative_index``: the relative Niño 3.4 index and RONI, one row per month.
+
+    CPC's file (product ``relative``) where it has the month; before its first
+    month, the index computed from the stored grids (``relative-grids``).
+    """
+
+    __tablename__ = "relative_index"
+
+    month: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    relative_anomaly: Mapped[float | None] = mapped_column(Float)
+    roni: Mapped[float | None] = mapped_column(Float)
+    phase: Mapped[str | None] = mapped_column(String(8))
+    product: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(16))
     vintage_id: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from db import codec
@@ -83,10 +83,12 @@ class PackedGrid:
     columns: dict[str, object]
 
 
-def pack_grid(grid: SSTGrid, *, source_url: str, sha256: str, file_size: int,
+def pack_grid(grid: SSTGrid, *, source_url: str, sha256: str, file_size: int, product_version: str,
               validators: Validators = Validators()) -> PackedGrid:
-    """The ``sst_grid`` columns of ``grid`` as downloaded from ``source_url`` (compressed values and mask)."""
+    """The ``sst_grid`` columns of ``grid`` as downloaded from ``source_url`` (compressed values and mask),
+    with the source's ``product_version`` (e.g. ``ersst v6``; never mixed within a source, see db.ingest)."""
     return PackedGrid(grid.month, sha256, dict(
+        product_version=product_version,
         nlat=grid.shape[0], nlon=grid.shape[1],
         lat=codec.pack_coords(grid.lat), lon=codec.pack_coords(grid.lon),
         values_zstd=codec.pack_float32(grid.values),
@@ -96,6 +98,30 @@ def pack_grid(grid: SSTGrid, *, source_url: str, sha256: str, file_size: int,
         source_url=source_url, sha256=sha256, file_size=file_size,
         etag=validators.etag, last_modified=validators.last_modified,
     ))
+
+
+def product_versions(conn: Connection, source: str, *, besides: str | None = None
+                     ) -> dict[str, tuple[Month, Month, int]]:
+    """The product versions of ``source`` in the store (all, or all but ``besides``): first, last month, count.
+
+    Ingest asks before every month whether another version is held, so the common
+    answer (none) costs two seeks of the (source, product_version) index, not a scan.
+    """
+    where = [SstGrid.source == source]
+    if besides is not None:
+        where.append(or_(SstGrid.product_version < besides, SstGrid.product_version > besides))
+        if conn.execute(select(SstGrid.id).where(*where).limit(1)).first() is None:
+            return {}
+    rows = conn.execute(
+        select(SstGrid.product_version, func.min(SstGrid.month), func.max(SstGrid.month), func.count())
+        .where(*where).group_by(SstGrid.product_version)
+    ).all()
+    return {r[0]: (date_month(r[1]), date_month(r[2]), r[3]) for r in rows}
+
+
+def delete_grids(conn: Connection, source: str) -> int:
+    """Delete every stored grid of ``source`` (to re-backfill it under a new product version); returns how many."""
+    return conn.execute(delete(SstGrid).where(SstGrid.source == source)).rowcount
 
 
 def insert_grids(conn: Connection, source: str, packed: list[PackedGrid]) -> set[Month]:
@@ -160,6 +186,24 @@ def load_grids(engine: Engine, source: str, start: Month, end: Month) -> list[SS
                                 SstGrid.month <= month_date(end)).order_by(SstGrid.month)
         ).all()
     return [_row_to_grid(r) for r in rows]
+
+
+def iter_grids(engine: Engine, source: str, start: Month, end: Month, *,
+               chunk_months: int = 120) -> Iterator[SSTGrid]:
+    """The stored grids of ``source`` from start to end in month order, read ``chunk_months`` at a time
+    (a century of 1° grids streams through in bounded memory)."""
+    first = start
+    while first <= end:
+        last = min(first + (chunk_months - 1), end)
+        yield from load_grids(engine, source, first, last)
+        first = last + 1
+
+
+def grid_checksums(conn: Connection, source: str) -> list[tuple[Month, str]]:
+    """(month, sha256 of its file) of every stored grid of ``source``, in month order."""
+    rows = conn.execute(select(SstGrid.month, SstGrid.sha256).where(SstGrid.source == source)
+                        .order_by(SstGrid.month)).all()
+    return [(date_month(r.month), r.sha256) for r in rows]
 
 
 def load_cube(

@@ -21,8 +21,10 @@ pairs:
 Each baseline is fitted on the model's training period only (``train_start`` ..
 ``train_end``; the EOF model also sees the selection period, up to
 ``valid_end``), and RPSS is computed against the phase climatology of the
-training period. Categorical scores count only target months whose phase (ONI)
-is known, so their ``n`` can be smaller than the deterministic scores'.
+training period. The observed phase is that of the phase index (``phase_index``,
+ENSO_PHASE_INDEX: RONI by default, or ONI; :mod:`db.phase`), the anomalies those of
+the traditional Niño 3.4 index. Categorical scores count only target months whose
+phase is known, so their ``n`` can be smaller than the deterministic scores'.
 
 Scores go to ``verification_score``: ``forecaster`` is the model version or the
 baseline's name, ``model_version`` the model on every row, ``period_start`` /
@@ -53,6 +55,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, select
 
 from db import registry, store
 from db.forecasts import load_forecasts
+from db.phase import DEFAULT_PHASE_INDEX, load_phase_index
 from db.registry import ModelInfo
 from db.schema import FORECAST_KINDS, Forecast, IndexObservation, VerificationScore, utcnow
 from enso import grids
@@ -236,10 +239,12 @@ def _linear_eof(engine: Engine, info: ModelInfo, index: pd.DataFrame,
 
 
 def verify(engine: Engine, *, model_version: str | None = None, kind: str = "hindcast",
-           start: Month | None = None, end: Month | None = None) -> VerificationResult:
+           start: Month | None = None, end: Month | None = None,
+           phase_index: str = DEFAULT_PHASE_INDEX) -> VerificationResult:
     """Score a model's stored forecasts of ``kind`` (init months start..end) and the baselines; store the scores.
 
-    The model is ``model_version``, else the champion, else the newest model.
+    The model is ``model_version``, else the champion, else the newest model; the
+    observed phase is ``phase_index``'s (``roni`` or ``oni``; the notes say which).
     Raises :class:`LookupError` when no forecast of it has an observed target month.
     """
     if kind not in FORECAST_KINDS:
@@ -247,6 +252,8 @@ def verify(engine: Engine, *, model_version: str | None = None, kind: str = "hin
     choice = registry.choose_model(engine, model_version)
     info = choice.info
     index = store.load_index(engine)
+    phase = load_phase_index(engine, phase_index, index)
+    index = phase.observed(index)
     model_frame = _observed_forecasts(engine, info.version, kind, start, end, index)
     if model_frame.empty:
         span = f" with init months {start or '...'}..{end or '...'}" if start or end else ""
@@ -277,7 +284,7 @@ def verify(engine: Engine, *, model_version: str | None = None, kind: str = "hin
     with engine.begin() as conn:
         written = _replace_scores(conn, scores, model_version=info.version, kind=kind, period=period)
     notes = (f"baselines fitted on the training period {info.train_start}..{info.train_end}; "
-             f"RPSS against its phase climatology", eof_note)
+             f"RPSS against its phase climatology", eof_note, f"observed phase from {phase.describe()}")
     return VerificationResult(info.version, choice.reason, kind, period, scores, len(model_frame), written, notes)
 
 

@@ -26,10 +26,13 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-IndexFormat = Literal["cpc-monthly", "mcnoldy", "cpc-oni", "psl"]
+IndexFormat = Literal["cpc-detrend-sst", "cpc-detrend", "cpc-monthly", "mcnoldy", "cpc-oni", "psl"]
 SstSource = Literal["cobe", "ersst"]
 #: What the monthly run does when the GPU pool cannot retrain (see ``retrain_fallback``).
 RetrainFallback = Literal["cpu", "wait", "fail"]
+#: The index whose 3-month mean defines the observed ENSO phase: RONI (CPC's official one since February 2026)
+#: or the traditional ONI.
+PhaseIndexName = Literal["roni", "oni"]
 
 #: Each password setting and the setting naming a Prefect Secret block that may hold it instead.
 #: The flows resolve the blocks (``flows.settings.run_settings``); this module knows no Prefect.
@@ -39,8 +42,18 @@ SECRET_BLOCK_FIELDS: dict[str, str] = {
 }
 
 DEFAULT_COBE_BASE_URL = "https://ds.data.jma.go.jp/tcc/tcc/products/elnino/cobesst/gpvdata"
-DEFAULT_INDEX_URL = "https://www.cpc.ncep.noaa.gov/data/indices/ersst5.nino.mth.91-20.ascii"
-DEFAULT_ERSST_BASE_URL = "https://www.ncei.noaa.gov/pub/data/cmb/ersst/v5/netcdf"
+#: CPC's ERSSTv6-based monthly Niño 3.4 since August 2026 (``YR MON TOTAL ClimAdjust ANOM``).
+DEFAULT_INDEX_URL = "https://www.cpc.ncep.noaa.gov/data/indices/detrend.nino34.ascii.txt"
+#: CPC's monthly relative Niño 3.4 index (``YR MTH ANOM``), whose 3-month mean is RONI.
+DEFAULT_RELATIVE_INDEX_URL = "https://www.cpc.ncep.noaa.gov/data/indices/Rnino34.ascii.txt"
+#: The ERSSTv5 file CPC stopped updating in 2026 (still selectable with ENSO_INDEX_FORMAT=cpc-monthly).
+ERSST5_INDEX_URL = "https://www.cpc.ncep.noaa.gov/data/indices/ersst5.nino.mth.91-20.ascii"
+#: NCEI's folder of each ERSST version's monthly files (v6: inferred, see enso.sources.ersst); another
+#: version needs ENSO_ERSST_BASE_URL.
+ERSST_BASE_URLS = {
+    "v5": "https://www.ncei.noaa.gov/pub/data/cmb/ersst/v5/netcdf",
+    "v6": "https://www.ncei.noaa.gov/pub/data/cmb/ersst/v5/v6",
+}
 
 #: The most bytes one downloaded file of each kind may have, compressed on the wire and decompressed.
 #: An order of magnitude above the real files: COBE-SST GRIB about 140 kB, an NCEI ERSST netCDF month
@@ -68,12 +81,30 @@ class Settings(BaseSettings):
         default="", description="Name of a Prefect Secret block holding the store's password (instead of the value).")
     cobe_base_url: str = DEFAULT_COBE_BASE_URL
     index_url: str = DEFAULT_INDEX_URL
-    index_format: IndexFormat = "cpc-monthly"
-    ersst_base_url: str = DEFAULT_ERSST_BASE_URL
-    ersst_file_template: str = Field(
-        default="ersst.v5.{year:04d}{month:02d}.nc",
-        description="File name of one ERSST month below ENSO_ERSST_BASE_URL (v6: change here).",
+    index_format: IndexFormat = Field(
+        default="cpc-detrend-sst",
+        description="Layout of ENSO_INDEX_URL; cpc-detrend-sst reads TOTAL and computes fixed-base anomalies.",
     )
+    relative_index_url: str = Field(
+        default=DEFAULT_RELATIVE_INDEX_URL,
+        description="CPC's monthly relative Niño 3.4 file (Rnino34.ascii.txt, product 'relative'); empty: none "
+                    "(the relative index is then computed from the stored SST grids).",
+    )
+    phase_index: PhaseIndexName = Field(
+        default="roni",
+        description="The index that defines the observed ENSO phase: roni (CPC's official definition) or oni.",
+    )
+    ersst_version: str = Field(default="v6", description="ERSST version (v5 files were discontinued in 2026).")
+    ersst_base_url: str = Field(
+        default="", description="Folder of the ERSST monthly files; empty: NCEI's folder of ENSO_ERSST_VERSION.")
+    ersst_file_template: str = Field(
+        default="ersst.{version}.{year:04d}{month:02d}.nc",
+        description="File name of one ERSST month below the base URL ({version}, {year}, {month} filled in).",
+    )
+    ersst_variable: str = Field(default="sst", description="Name of the SST variable in an ERSST file.")
+    ersst_time_name: str = "time"
+    ersst_lat_name: str = "lat"
+    ersst_lon_name: str = "lon"
     http_timeout: float = Field(default=60.0, gt=0, description="Seconds for connect and for each read.")
     http_retries: int = Field(default=4, ge=0, description="Retries after the first try, with exponential backoff.")
     http_backoff: float = Field(default=1.0, ge=0, description="First backoff in seconds (doubles each retry).")
@@ -86,6 +117,10 @@ class Settings(BaseSettings):
                     "(kinds not named keep their default), or one size for every kind.",
     )
     sst_source: SstSource = "cobe"
+    # The day of the next month by which each provider has usually published a month (enso.publication)
+    index_publication_day: int = Field(default=8, ge=1, le=28, description="CPC: by the 5th-8th.")
+    cobe_publication_day: int = Field(default=10, ge=1, le=28, description="JMA COBE-SST: about the 10th (inferred).")
+    ersst_publication_day: int = Field(default=7, ge=1, le=28, description="NCEI ERSST: early in the month.")
     data_dir: Path = Field(default=Path("var"), description="Working files: downloads, models, reports.")
     anomaly_base_start: int = 1991
     anomaly_base_end: int = 2020
@@ -156,20 +191,41 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         return database_url(value) if value else value
 
-    @field_validator("cobe_base_url", "index_url", "ersst_base_url")
+    @field_validator("cobe_base_url", "index_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         return http_url(value)
+
+    @field_validator("ersst_base_url", "relative_index_url")
+    @classmethod
+    def _optional_http_url(cls, value: str) -> str:
+        """Empty (ERSST: NCEI's folder of the version; the relative index: none) or an http(s) URL."""
+        return http_url(value) if value.strip() else ""
+
+    @field_validator("ersst_version")
+    @classmethod
+    def _ersst_version(cls, value: str) -> str:
+        if not re.fullmatch(r"v\d+(\.\d+)*", value.strip()):
+            raise ValueError("expected an ERSST version such as v6 or v5")
+        return value.strip()
+
+    @field_validator("ersst_variable", "ersst_time_name", "ersst_lat_name", "ersst_lon_name")
+    @classmethod
+    def _netcdf_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", value.strip()):
+            raise ValueError("expected the name of a netCDF variable or dimension, e.g. sst, time, lat, lon")
+        return value.strip()
 
     @field_validator("ersst_file_template")
     @classmethod
     def _file_template(cls, value: str) -> str:
         try:
-            name = value.format(year=2000, month=1)
+            name = value.format(version="v6", year=2000, month=1)
         except (KeyError, IndexError, ValueError) as error:
-            raise ValueError(f"not a file name template with {{year}} and {{month}} ({error})") from None
-        if "/" in name or name == value:
-            raise ValueError("expected one file name using {year} and {month}, e.g. ersst.v5.{year:04d}{month:02d}.nc")
+            raise ValueError(f"not a file name template with {{version}}, {{year}} and {{month}} ({error})") from None
+        if "/" in name or name == value or value.format(version="v6", year=2000, month=2) == name:
+            raise ValueError("expected one file name using {year} and {month} (and optionally {version}), "
+                             "e.g. ersst.{version}.{year:04d}{month:02d}.nc")
         return value
 
     @field_validator("http_max_bytes", mode="before")
@@ -239,6 +295,10 @@ class Settings(BaseSettings):
                             "expected first year <= last year, within 1850-2100")
         if self.train_end is not None and self.valid_end is not None and self.train_end >= self.valid_end:
             problems.append(f"ENSO_TRAIN_END {self.train_end} must come before ENSO_VALID_END {self.valid_end}")
+        if not self.ersst_base_url and self.ersst_version not in ERSST_BASE_URLS:
+            problems.append(f"ENSO_ERSST_VERSION={self.ersst_version!r} has no known NCEI folder (known: "
+                            f"{', '.join(ERSST_BASE_URLS)}): set ENSO_ERSST_BASE_URL to the folder of its "
+                            "monthly files")
         if problems:
             raise ValueError("; ".join(problems))
         return self

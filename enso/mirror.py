@@ -2,7 +2,8 @@
 
 :func:`write_mirror` lays out a folder as the providers do: COBE-SST GRIB1 in
 the Tokyo Climate Center's decade folders, ERSST netCDF files, CPC's monthly
-Niño 3.4 table. :func:`write_grid_mirror` does the same for given (for instance
+Niño 3.4 table and (on request) CPC's monthly relative Niño 3.4 table, computed
+from the same fields by :mod:`enso.relative`. :func:`write_grid_mirror` does the same for given (for instance
 real) grids and a real index file. :class:`MirrorServer` serves such a folder over real HTTP, as
 a provider's web server does (``ETag`` and ``Last-Modified`` on every file, conditional
 GET answered ``304 Not Modified``), with faults that tests and the demo switch on while
@@ -12,7 +13,7 @@ saw. Point the settings at it with :meth:`MirrorServer.settings_overrides`.
 
 Command line::
 
-    python -m enso.mirror write ROOT --start 1891-01 --end 2020-12 [--seed N] [--ersst] [--progress]
+    python -m enso.mirror write ROOT --start 1891-01 --end 2020-12 [--seed N] [--ersst] [--relative-index] [--progress]
     python -m enso.mirror serve ROOT [--port P]
 """
 
@@ -39,18 +40,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple, Sequence
 
+import pandas as pd
 from tqdm import tqdm
 
 from enso.grids import SSTGrid
 from enso.months import Month, iter_months
+from enso.nino34 import DEFAULT_BASE_PERIOD
+from enso.relative import DEFAULT_SCALE_PERIOD, relative_index_from_grids
 from enso.sources import cobe, ersst
-from enso.sources.index import format_cpc_monthly
+from enso.sources.index import format_cpc_monthly, format_cpc_rnino34
 from enso.synthetic import synthetic_climate
 
 COBE_DIR = "cobe"
 ERSST_DIR = "ersst"
 #: Where CPC's monthly table lies below the mirror root (the same file name as CPC's).
 INDEX_FILE = "index/ersst5.nino.mth.91-20.ascii"
+#: Where CPC's monthly relative Niño 3.4 table lies below the mirror root (CPC's file name).
+RELATIVE_INDEX_FILE = "index/Rnino34.ascii.txt"
 #: Grid spacing of each SST source the mirror can write (the generator's 2° grid is ERSST's).
 SOURCE_RESOLUTION_DEG = {"cobe": 1.0, "ersst": 2.0}
 SST_SOURCES = tuple(SOURCE_RESOLUTION_DEG)
@@ -74,10 +80,12 @@ class MirrorManifest:
     index_file: Path | None
     written: int
     unchanged: int
+    relative_index_file: Path | None = None
 
     @property
     def files(self) -> tuple[Path, ...]:
-        return self.cobe_files + self.ersst_files + ((self.index_file,) if self.index_file else ())
+        return (self.cobe_files + self.ersst_files + ((self.index_file,) if self.index_file else ())
+                + ((self.relative_index_file,) if self.relative_index_file else ()))
 
 
 def cobe_path(month: Month) -> str:
@@ -91,7 +99,7 @@ def ersst_path(month: Month, template: str = ersst.DEFAULT_TEMPLATE) -> str:
 
 
 def write_mirror(root: str | Path, start: Month | str, end: Month | str, seed: int = 0, *,
-                 sst_sources: Sequence[str] = ("cobe",), index: bool = True,
+                 sst_sources: Sequence[str] = ("cobe",), index: bool = True, relative_index: bool = False,
                  ersst_template: str = ersst.DEFAULT_TEMPLATE, progress: bool = False) -> MirrorManifest:
     """Write the synthetic climate of ``start``..``end`` as the providers publish it.
 
@@ -99,7 +107,9 @@ def write_mirror(root: str | Path, start: Month | str, end: Month | str, seed: i
       only, as the provider;
     * ``ersst``: ``root/ersst/ersst.v5.<YYYYMM>.nc`` (2° netCDF);
     * ``index``: ``root/index/ersst5.nino.mth.91-20.ascii``, the Niño 3.4 of the
-      1° fields with anomalies against the synthetic 1991-2020 climatology.
+      1° fields with anomalies against the synthetic 1991-2020 climatology;
+    * ``relative_index``: ``root/index/Rnino34.ascii.txt``, the relative Niño 3.4
+      of the same 1° fields (:func:`synthetic_relative_index`; a few seconds).
 
     Rerunning is cheap and safe: each file is written beside its destination,
     kept if it differs from what is there and moved in place atomically, else
@@ -127,9 +137,35 @@ def write_mirror(root: str | Path, start: Month | str, end: Month | str, seed: i
         index_file = root / INDEX_FILE
         text = format_cpc_monthly(synthetic_climate(seed, SOURCE_RESOLUTION_DEG["cobe"]).index_table(start, end))
         counts[_replace_if_changed(index_file, lambda tmp: tmp.write_text(text, encoding="ascii"))] += 1
+    relative_file = None
+    if relative_index:
+        relative_file = root / RELATIVE_INDEX_FILE
+        relative = format_cpc_rnino34(synthetic_relative_index(seed, start, end))
+        counts[_replace_if_changed(relative_file, lambda tmp: tmp.write_text(relative, encoding="ascii"))] += 1
     return MirrorManifest(root=root, start=start, end=end, seed=seed, cobe_files=tuple(files["cobe"]),
                           ersst_files=tuple(files["ersst"]), index_file=index_file,
-                          written=counts[True], unchanged=counts[False])
+                          written=counts[True], unchanged=counts[False], relative_index_file=relative_file)
+
+
+def synthetic_relative_index(seed: int, start: Month | str, end: Month | str) -> pd.Series:
+    """The monthly relative Niño 3.4 anomaly of the synthetic 1° fields, start..end.
+
+    Computed as CPC does (:func:`enso.relative.relative_index_from_grids`: 1991-2020
+    base, scaled over 1950-2020) from the fields of every month that needs,
+    whatever range is asked for, as the traditional index's anomalies are. The
+    index of a span is computed once per process (several seconds for 1950-2020).
+    """
+    start, end = Month.parse(start), Month.parse(end)
+    periods = (DEFAULT_BASE_PERIOD, DEFAULT_SCALE_PERIOD)
+    first = min(start, Month.of(min(p[0] for p in periods), 1))
+    last = max(end, Month.of(max(p[1] for p in periods), 12))
+    return _synthetic_relative_span(seed, first, last).loc[str(start):str(end)]
+
+
+@functools.lru_cache(maxsize=4)
+def _synthetic_relative_span(seed: int, first: Month, last: Month) -> pd.Series:
+    climate = synthetic_climate(seed, SOURCE_RESOLUTION_DEG["cobe"])
+    return relative_index_from_grids(climate.grids(first, last)).table["relative_anomaly"]
 
 
 def write_grid_mirror(root: str | Path, grids: Iterable[SSTGrid], source: str = "ersst", *,
@@ -342,15 +378,22 @@ class MirrorServer(ThreadingHTTPServer):
         return f"{self.url}/{INDEX_FILE}"
 
     @property
+    def relative_index_url(self) -> str:
+        """CPC's monthly relative Niño 3.4 table (written with ``relative_index=True``)."""
+        return f"{self.url}/{RELATIVE_INDEX_FILE}"
+
+    @property
     def requests(self) -> list[str]:
         """Paths of the requests answered so far, in order."""
         with self._log_lock:
             return [record.path for record in self.request_log]
 
     def settings_overrides(self) -> dict[str, str]:
-        """Settings fields that point the system at this mirror (for ``load_settings(**...)``)."""
+        """Settings fields that point the system at this mirror (for ``load_settings(**...)``); the relative
+        index file when the mirror has one, else none (the system then computes it from the grids)."""
+        relative = self.relative_index_url if self.resolve(RELATIVE_INDEX_FILE) is not None else ""
         return {"cobe_base_url": self.cobe_base_url, "ersst_base_url": self.ersst_base_url,
-                "index_url": self.index_url, "index_format": "cpc-monthly"}
+                "index_url": self.index_url, "index_format": "cpc-monthly", "relative_index_url": relative}
 
     def clear_log(self) -> None:
         with self._log_lock:
@@ -558,6 +601,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     write.add_argument("--ersst", action="store_true", help="also write ERSST netCDF files (2°)")
     write.add_argument("--no-cobe", action="store_true", help="write no COBE-SST GRIB files")
     write.add_argument("--no-index", action="store_true", help="write no Niño 3.4 index file")
+    write.add_argument("--relative-index", action="store_true",
+                       help="also write CPC's monthly relative Niño 3.4 table (Rnino34.ascii.txt)")
     write.add_argument("--progress", action="store_true", help="show a progress bar")
     serve = commands.add_parser("serve", help="serve ROOT over HTTP until interrupted")
     serve.add_argument("root", type=Path)
@@ -568,7 +613,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "write":
         sources = [s for s, on in (("cobe", not args.no_cobe), ("ersst", args.ersst)) if on]
         manifest = write_mirror(args.root, args.start, args.end, args.seed, sst_sources=sources,
-                                index=not args.no_index, progress=args.progress)
+                                index=not args.no_index, relative_index=args.relative_index,
+                                progress=args.progress)
         print(f"{len(manifest.files)} files below {manifest.root}: {manifest.written} written, "
               f"{manifest.unchanged} unchanged")
         return 0

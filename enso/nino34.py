@@ -19,6 +19,9 @@ LA_NINA = "la_nina"
 #: Ordered categories: La Niña < neutral < El Niño (the order Gerrity scores use).
 PHASES: tuple[str, str, str] = (LA_NINA, NEUTRAL, EL_NINO)
 PHASE_THRESHOLD = 0.5
+#: The indices that may define the phase (ENSO_PHASE_INDEX), by their names: the Relative Oceanic Niño Index
+#: (CPC's official one since February 2026, :mod:`enso.relative`) and the traditional Oceanic Niño Index.
+PHASE_INDEX_LABELS: dict[str, str] = {"roni": "RONI", "oni": "ONI"}
 
 #: Single-letter codes used by McNoldy's table and the reference method.
 PHASE_CODES = {"E": EL_NINO, "L": LA_NINA, "N": NEUTRAL}

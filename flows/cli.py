@@ -4,9 +4,11 @@ Quick commands (``db``, ``status``, ``ingest``, ``backfill``) call the library
 directly, so they start in a second; the same functions run as Prefect flows in
 ``flows/`` for scheduled and remote runs.
 
-Exit codes: 0 success; 1 a month or file was rejected or failed; 2 bad usage or
-configuration (a month that has not ended yet, invalid ENSO_* settings), or the
-store unreachable; 75 (EX_TEMPFAIL) nothing new is published yet — try again later.
+Exit codes: 0 success; 1 a month or file was rejected or failed, or an input is
+stale (beyond its provider's usual publication day: someone must look); 2 bad
+usage or configuration (a month that has not ended yet, invalid ENSO_* settings,
+a product version the store does not hold), or the store unreachable; 75
+(EX_TEMPFAIL) nothing new is published yet, within the usual lag — try again later.
 """
 
 from __future__ import annotations
@@ -53,8 +55,13 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     if args.action != "grant-analyst" and (args.role or args.user or args.password_env):
         print("error: --role, --user and --password-env go with `enso db grant-analyst`", file=sys.stderr)
         return 2
+    if args.action != "drop-grids" and (args.source or args.yes):
+        print("error: --source and --yes go with `enso db drop-grids`", file=sys.stderr)
+        return 2
     if args.action == "grant-analyst":
         return grant_analyst_role(args, url)
+    if args.action == "drop-grids":
+        return drop_grids(args, settings)
     if args.action == "upgrade":
         rev = upgrade(url)
         print(f"store {redacted(url)} is at schema revision {rev} (head)")
@@ -84,8 +91,37 @@ def grant_analyst_role(args: argparse.Namespace, url: str) -> int:
     return 0
 
 
+def drop_grids(args: argparse.Namespace, settings: Settings) -> int:
+    """Delete every grid of one source, the first step of re-backfilling it under a new product version."""
+    from db import store
+
+    if not args.source:
+        print("error: `enso db drop-grids` needs --source cobe|ersst", file=sys.stderr)
+        return 2
+    engine = open_store(settings)
+    with engine.connect() as conn:
+        held = store.product_versions(conn, args.source)
+    if not held:
+        print(f"the store holds no {args.source} grid; nothing to drop")
+        return 0
+    what = "; ".join(f"{n} months of {v!r} ({a}..{b})" for v, (a, b, n) in held.items())
+    if not args.yes:
+        print(f"would delete {what}; rerun with --yes to delete them", file=sys.stderr)
+        return 2
+    with engine.begin() as conn:
+        store.delete_grids(conn, args.source)
+    print(f"deleted {what}. Next: `enso backfill --source {args.source} --start ... --end ...` under the new "
+          "version, then `enso train` (models trained on the old version must not forecast from the new one)")
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from db.ingest import ingest_index, ingest_newest, ingest_sst_month
+    import datetime as dt
+
+    from db.ingest import ingest_index, ingest_newest, ingest_relative, ingest_sst_month
+    from db.status import input_freshness
+    from enso.publication import is_overdue
+    from enso.sources.sst import sst_source
 
     month = ended_month(args.month, "--month") if args.month else None
     engine = open_store(settings)
@@ -96,21 +132,34 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         results = ingest_newest(engine, settings, source)
     if not args.no_index:
         results.append(ingest_index(engine, settings, accept_shrink=args.accept_shrink))
+        results += ingest_relative(engine, settings, accept_shrink=args.accept_shrink)
     for r in results:
         print(r)
     if any(r.outcome in ("rejected", "failed") for r in results):
+        return 1
+    now = dt.datetime.now(dt.timezone.utc)
+    if args.month and results[0].outcome == "not_published":
+        month, lag = results[0].month, sst_source(source).publication(settings)
+        if is_overdue(month, now, lag):
+            print(f"STALE: {month} of {source} is not published at {results[0].url} although {lag.provider} "
+                  f"usually publishes a month by day {lag.day} of the next: {sst_source(source).advice}",
+                  file=sys.stderr)
+            return 1
+        return EX_TEMPFAIL
+    stale = [f for f in input_freshness(engine, settings, now, sources=(source,), index=not args.no_index)
+             if f.stale]
+    if stale:
+        print("\n".join(f.line() for f in stale), file=sys.stderr)
         return 1
     if not args.month and results[0].outcome == "not_published":
         print(f"{results[0].month} of {source} is not published yet (older months are in the store); "
               "try again later", file=sys.stderr)
         return EX_TEMPFAIL
-    if args.month and results[0].outcome == "not_published":
-        return EX_TEMPFAIL
     return 0
 
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
-    from db.ingest import backfill, ingest_index
+    from db.ingest import backfill, ingest_index, ingest_relative
 
     start, end = Month.parse(args.start), ended_month(args.end, "--end")
     engine = open_store(settings)
@@ -119,9 +168,10 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     print(summary.report())
     index_ok = True
     if not args.no_index:
-        index = ingest_index(engine, settings, accept_shrink=args.accept_shrink)
-        print(index)
-        index_ok = index.ok
+        indexes = [ingest_index(engine, settings, accept_shrink=args.accept_shrink),
+                   *ingest_relative(engine, settings, accept_shrink=args.accept_shrink)]
+        print("\n".join(str(r) for r in indexes))
+        index_ok = all(r.ok for r in indexes)
     return 0 if summary.complete and index_ok else 1
 
 
@@ -131,7 +181,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
     engine = open_store(settings)
     print(f"store: {redacted(settings.resolved_database_url())}")
-    print(store_status(engine, recent=args.recent).render())
+    print(store_status(engine, recent=args.recent, settings=settings).render())
     return 0
 
 
@@ -198,7 +248,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     engine = open_store(settings)
     result = verify(engine, model_version=args.model, kind=args.kind,
                     start=Month.parse(args.start) if args.start else None,
-                    end=Month.parse(args.end) if args.end else None)
+                    end=Month.parse(args.end) if args.end else None, phase_index=settings.phase_index)
     print(result.table())
     print(f"{result.n_scores} scores written to table verification_score")
     return 0
@@ -275,19 +325,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="enso", description="ENSO forecasting system (settings: ENSO_* env vars)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("db", help="create or migrate the store's schema; grant read-only SQL access")
-    p.add_argument("action", choices=["upgrade", "current", "grant-analyst"])
+    p = sub.add_parser("db", help="create or migrate the store's schema; grant read-only SQL access; drop a "
+                                  "source's grids before re-backfilling it under a new product version")
+    p.add_argument("action", choices=["upgrade", "current", "grant-analyst", "drop-grids"])
     p.add_argument("--role", help="grant-analyst: the read-only group role (default enso_analyst)")
     p.add_argument("--user", help="grant-analyst: also create (or update) this login, a member of the role")
     p.add_argument("--password-env", metavar="VAR", help="grant-analyst: the login's password is in $VAR")
+    p.add_argument("--source", choices=["cobe", "ersst"], help="drop-grids: the SST source whose grids to delete")
+    p.add_argument("--yes", action="store_true", help="drop-grids: really delete (without it: say what would go)")
     p.set_defaults(func=cmd_db)
 
-    p = sub.add_parser("ingest", help="ingest the newest SST month (or --month) and the whole index file")
+    p = sub.add_parser("ingest", help="ingest the newest SST month (or --month) and the whole index files")
     p.add_argument("--month", help="YYYY-MM; default: the newest published month")
     p.add_argument("--source", choices=["cobe", "ersst"], help="SST source (default ENSO_SST_SOURCE, cobe)")
-    p.add_argument("--no-index", action="store_true", help="skip the Niño 3.4 index file")
+    p.add_argument("--no-index", action="store_true",
+                   help="skip the index files (the Niño 3.4 index and the relative index)")
     p.add_argument("--accept-shrink", action="store_true",
-                   help="store the index file even if it lacks months the stored index has (logged)")
+                   help="store an index file even if it lacks months the stored index has (logged)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("backfill", help="ingest every month of a range (resumable, idempotent)")
@@ -295,9 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", required=True, help="YYYY-MM")
     p.add_argument("--source", choices=["cobe", "ersst"])
     p.add_argument("--workers", type=workers_count, default=4, help="concurrent downloads (default 4)")
-    p.add_argument("--no-index", action="store_true", help="skip the Niño 3.4 index file")
+    p.add_argument("--no-index", action="store_true",
+                   help="skip the index files (the Niño 3.4 index and the relative index)")
     p.add_argument("--accept-shrink", action="store_true",
-                   help="store the index file even if it lacks months the stored index has (logged)")
+                   help="store an index file even if it lacks months the stored index has (logged)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_backfill)
 

@@ -14,7 +14,15 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
 
-from db.ingest import BackfillSummary, IngestResult, backfill, ingest_index, ingest_newest, ingest_sst_month
+from db.ingest import (
+    BackfillSummary,
+    IngestResult,
+    backfill,
+    ingest_index,
+    ingest_newest,
+    ingest_relative,
+    ingest_sst_month,
+)
 from db.status import store_status
 from enso.config import exit_on_invalid_settings
 from enso.months import Month
@@ -54,9 +62,12 @@ def ingest_sst_task(source: str, month: str | None) -> list[IngestResult]:
 
 
 @task(retries=2, retry_delay_seconds=30)
-def ingest_index_task() -> IngestResult:
+def ingest_index_task() -> list[IngestResult]:
+    """The Niño 3.4 index file, then the relative index (CPC's file and/or computed from the grids)."""
     settings = run_settings()
-    return ingest_index(open_store(settings), settings, run_id=current_run_id())
+    engine = open_store(settings)
+    return [ingest_index(engine, settings, run_id=current_run_id()),
+            *ingest_relative(engine, settings, run_id=current_run_id())]
 
 
 @flow(name="ingest", log_prints=True, **RUN_HOOKS)
@@ -64,7 +75,7 @@ def ingest_flow(month: str | None = None, source: str | None = None, index: bool
     """The newest available SST month (or ``month``) plus the whole index file (source: ENSO_SST_SOURCE)."""
     results = ingest_sst_task(source or run_settings().sst_source, month)
     if index:
-        results = [*results, ingest_index_task()]
+        results = [*results, *ingest_index_task()]
     logger = get_run_logger()
     for r in results:
         logger.info(str(r))
@@ -81,7 +92,9 @@ def backfill_flow(start: str, end: str, source: str | None = None, workers: int 
     summary = backfill(engine, settings, source, Month.parse(start), Month.parse(end), workers=workers,
                        progress=interactive(), run_id=current_run_id())
     if index:
-        print(ingest_index(engine, settings, run_id=current_run_id()))
+        for result in (ingest_index(engine, settings, run_id=current_run_id()),
+                       *ingest_relative(engine, settings, run_id=current_run_id())):
+            print(result)
     print(summary.report())
     create_markdown_artifact(
         key="backfill-summary",
@@ -97,6 +110,6 @@ def backfill_flow(start: str, end: str, source: str | None = None, workers: int 
 def status_flow() -> str:
     """What the store holds (also published as a markdown artifact)."""
     settings = run_settings()
-    text = store_status(open_store(settings)).render()
+    text = store_status(open_store(settings), settings=settings).render()
     create_markdown_artifact(key="store-status", markdown="```\n" + text + "\n```")
     return text

@@ -5,17 +5,23 @@ or it is due -> forecast leads 1-12 -> verify -> render the report -> email it.
 
 The init month defaults to the newest complete month at the scheduled time.
 
+**Stale inputs end the run at once.** Before anything else, :func:`check_inputs_task`
+stops the run with :class:`db.status.StaleInputs` (a failure, alerted) when an input
+lacks the init month beyond its provider's usual publication day: waiting would not
+help, someone must look (the message names the URL, the newest month held and what to
+change).
+
 **Late data, without a held worker.** When the init month's SST file (or its index
-value) is not published yet, the run does not sleep: it schedules a new run of its
-own deployment ``ENSO_MONTHLY_RETRY_DELAY`` seconds later, with the same parameters
-(the init month written out, so that the later run cannot drift to another month),
-and ends in the state ``AwaitingData`` (a Completed state: nothing failed, nothing
-was forecast; its message names the run it scheduled). The later runs are tagged
-``enso:data-wait=N``; the run that would schedule number ``ENSO_MONTHLY_RETRIES + 1``
-fails instead, and its failure alert goes out (:mod:`flows.alerts`). A run not
-started from a deployment cannot schedule itself, so it fails at once, saying to
-rerun when the data is out. Only that condition is treated so: other failures fail
-the run at once, clearly.
+value) is not published yet but still within the provider's usual lag, the run does
+not sleep: it schedules a new run of its own deployment ``ENSO_MONTHLY_RETRY_DELAY``
+seconds later, with the same parameters (the init month written out, so that the
+later run cannot drift to another month), and ends in the state ``AwaitingData`` (a
+Completed state: nothing failed, nothing was forecast; its message names the run it
+scheduled). The later runs are tagged ``enso:data-wait=N``; the run that would
+schedule number ``ENSO_MONTHLY_RETRIES + 1`` fails instead, and its failure alert
+goes out (:mod:`flows.alerts`). A run not started from a deployment cannot schedule
+itself, so it fails at once, saying to rerun when the data is out. Only that
+condition is treated so: other failures fail the run at once, clearly.
 
 **Retraining** runs on the GPU pool (:func:`flows.train.retrain_for_monthly`, with
 ``ENSO_RETRAIN_FALLBACK`` when that pool cannot); a new model is then hindcast for
@@ -38,9 +44,10 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
 from db import registry, store
-from db.ingest import IngestResult, backfill, ingest_index, ingest_sst_month
+from db.ingest import IngestResult, backfill, ingest_index, ingest_relative, ingest_sst_month
 from db.migrate import open_store
 from db.reporting import email_report, render_and_store
+from db.status import check_inputs
 from db.verification import verify
 from enso.months import Month, last_complete_month
 from flows.forecast import forecast_artifact, forecast_task, hindcast_flow
@@ -72,7 +79,7 @@ GAP_FILL_MONTHS = 24
 
 @task
 def ingest_month_task(init: Month) -> list[IngestResult]:
-    """Gaps before the init month, the init month's SST grid and the whole index file.
+    """Gaps before the init month, the init month's SST grid, the whole index file and the relative index.
 
     Raises :class:`DataNotPublishedYet` when the grid or the index lacks the init month.
     """
@@ -98,7 +105,16 @@ def ingest_month_task(init: Month) -> list[IngestResult]:
     period = pd.Period(str(init), freq="M")
     if period not in anomaly.index or pd.isna(anomaly[period]):
         raise DataNotPublishedYet(f"the Niño 3.4 index ({index.url}) has no value for {init} yet")
-    return [sst, index]
+    # The relative index defines the observed phase (ENSO_PHASE_INDEX); the forecast does not need it, so its
+    # failures never stop the run (the flow logs them, the report's banner names a stale one).
+    return [sst, index, *ingest_relative(engine, settings, run_id=current_run_id())]
+
+
+@task
+def check_inputs_task(init: Month) -> None:
+    """The stale-input alarm: raises :class:`db.status.StaleInputs` (not retried) when an input is stale."""
+    settings = run_settings()
+    check_inputs(open_store(settings), settings, init, run_id=current_run_id())
 
 
 @task
@@ -124,7 +140,7 @@ def retraining_due() -> str | None:
 @task
 def verify_task() -> int:
     settings = run_settings()
-    return verify(open_store(settings)).n_scores
+    return verify(open_store(settings), phase_index=settings.phase_index).n_scores
 
 
 @task
@@ -187,10 +203,14 @@ def monthly_flow(init_month: str | None = None, force_email: bool = False) -> di
     logger = get_run_logger()
     init = Month.parse(init_month) if init_month else scheduled_init_month()
     logger.info("monthly run for init month %s", init)
+    check_inputs_task(init)  # stale inputs end the run here, in minutes, saying what to change
     try:
-        ingest_month_task(init)
+        ingested = ingest_month_task(init)
     except DataNotPublishedYet as missing:
         return await_data(init, force_email, missing)
+    for result in ingested:
+        if not result.ok:  # only the relative index may fail here without stopping the run
+            logger.warning("%s", result)
     retrained = "not due"
     if why := retraining_due():
         logger.info("retraining first: %s", why)

@@ -74,7 +74,8 @@ def _phase_lines(ax: object, threshold: float) -> None:
 
 
 def anomaly_history_png(current: CurrentState, threshold: float) -> bytes:
-    """Monthly anomalies of the last months as bars coloured by the ±threshold band, with the ONI line."""
+    """Monthly anomalies of the last months as bars coloured by the ±threshold band, with the ONI line (and
+    the RONI line, dashed, when given)."""
     anomalies = current.recent_anomalies.dropna()
     fig = _figure(2.6)
     ax = fig.add_subplot()
@@ -87,10 +88,14 @@ def anomaly_history_png(current: CurrentState, threshold: float) -> bytes:
     for period, when, value in zip(anomalies.index, x, anomalies.to_numpy()):
         if period in provisional:
             ax.bar([when], [value], width=25, color="white", edgecolor="black", hatch="////", zorder=3,
-                   label="provisional (no ONI yet)")
+                   label=f"provisional (no {current.phase_index_label} yet)")
     if current.recent_oni is not None:
         oni = current.recent_oni.dropna()
         ax.plot(_timestamps(oni.index), oni.to_numpy(), color="black", linewidth=1.4, label="ONI", zorder=4)
+    if current.recent_roni is not None and current.recent_roni.notna().any():
+        roni = current.recent_roni.dropna()
+        ax.plot(_timestamps(roni.index), roni.to_numpy(), color="#7b3294", linewidth=1.4, linestyle="--",
+                label="RONI", zorder=4)
     ax.set_ylabel("Niño 3.4 anomaly (°C)")
     ax.legend(loc="upper left", fontsize=8, frameon=False, ncols=3)
     ax.margins(x=0.01)

@@ -25,6 +25,7 @@ for tests and the demo.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 import numpy as np
@@ -32,7 +33,7 @@ import pandas as pd
 
 from enso.config import DEFAULT_COBE_BASE_URL, DEFAULT_INDEX_URL
 from enso.months import Month, month_range, to_period, to_periods
-from enso.nino34 import DEFAULT_BASE_PERIOD, PHASE_THRESHOLD, PHASES, oni, phases_of
+from enso.nino34 import DEFAULT_BASE_PERIOD, PHASE_INDEX_LABELS, PHASE_THRESHOLD, PHASES, oni, phases_of
 
 if TYPE_CHECKING:
     from enso.synthetic import SyntheticClimate
@@ -91,6 +92,18 @@ class SourceCutoff:
 
 
 @dataclass(frozen=True)
+class StaleInput:
+    """An input whose provider has not published a month it usually has by now (the report's banner)."""
+
+    name: str
+    newest_month: Month | None
+    #: The newest month that is due: every month after ``newest_month`` up to it is missing.
+    overdue_month: Month
+    url: str
+    advice: str
+
+
+@dataclass(frozen=True)
 class ProvisionalNote:
     """A value in the report that may still change, and why (e.g. a preliminary SST month)."""
 
@@ -118,11 +131,15 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class CurrentState:
-    """The observed Niño 3.4 state at the init month.
+    """The observed Niño 3.4 state at the init month: ONI and RONI side by side, and the observed phase.
 
     ``oni_month`` trails ``anomaly_month`` by one: the ONI of the newest month
-    needs the next month. ``recent_anomalies`` (and optionally ``recent_oni``) are
-    the last months (48 by convention) on a monthly ``PeriodIndex``.
+    needs the next month; so does RONI (``roni_month``, the 3-month mean of the
+    relative Niño 3.4 anomaly). ``phase_index`` (``roni`` or ``oni``, the
+    setting ENSO_PHASE_INDEX) says which of them defines ``observed_phase``;
+    ``phase_source`` says where that index's values come from.
+    ``recent_anomalies`` (and optionally ``recent_oni``, ``recent_roni``) are the
+    last months (48 by convention) on a monthly ``PeriodIndex``.
     """
 
     anomaly_month: Month
@@ -132,18 +149,36 @@ class CurrentState:
     observed_phase: str | None
     recent_anomalies: pd.Series
     recent_oni: pd.Series | None = None
+    roni_month: Month | None = None
+    roni: float | None = None
+    recent_roni: pd.Series | None = None
+    phase_index: str = "oni"
+    phase_source: str = ""
 
     def __post_init__(self) -> None:
         _require_period_index(self.recent_anomalies, "recent_anomalies")
-        if self.recent_oni is not None:
-            _require_period_index(self.recent_oni, "recent_oni")
+        for name in ("recent_oni", "recent_roni"):
+            if getattr(self, name) is not None:
+                _require_period_index(getattr(self, name), name)
+        if self.phase_index not in PHASE_INDEX_LABELS:
+            raise ValueError(f"phase index {self.phase_index!r}: expected one of {', '.join(PHASE_INDEX_LABELS)}")
         if self.observed_phase is not None and self.observed_phase not in PHASES:
-            raise ValueError(f"observed phase of {self.oni_month}: unknown phase {self.observed_phase!r}")
+            raise ValueError(f"observed phase of {self.phase_month}: unknown phase {self.observed_phase!r}")
+
+    @property
+    def phase_index_label(self) -> str:
+        """``RONI`` or ``ONI``: the index that defines the observed phase."""
+        return PHASE_INDEX_LABELS[self.phase_index]
+
+    @property
+    def phase_month(self) -> Month | None:
+        """The month of ``observed_phase``: the newest month with a value of the phase index."""
+        return self.roni_month if self.phase_index == "roni" else self.oni_month
 
     @property
     def provisional_months(self) -> tuple[Month, ...]:
-        """Index months without an ONI or observed phase yet (after ``oni_month``)."""
-        first = self.oni_month + 1 if self.oni_month is not None else self.anomaly_month
+        """Index months without a value of the phase index (ONI or RONI), so no observed phase, yet."""
+        first = self.phase_month + 1 if self.phase_month is not None else self.anomaly_month
         return tuple(Month(i) for i in range(first.ordinal, self.anomaly_month.ordinal + 1))
 
 
@@ -269,7 +304,8 @@ class ReportData:
     forecasts (index lead, one column per baseline, e.g. ``persistence``,
     ``damped_persistence``). ``outcomes`` lists past forecasts whose target month
     is now observed (:data:`OUTCOME_COLUMNS`; ``observed_phase`` None while
-    provisional).
+    provisional). ``stale_inputs`` (a banner at the top) are the inputs that were
+    beyond their provider's usual publication day when the report was made.
     """
 
     init_month: Month
@@ -287,6 +323,7 @@ class ReportData:
     verification: Verification | None = None
     outcomes: pd.DataFrame | None = None
     provisional: tuple[ProvisionalNote, ...] = ()
+    stale_inputs: tuple[StaleInput, ...] = ()
 
     def __post_init__(self) -> None:
         if self.issued_at.tzinfo is None:
@@ -302,9 +339,10 @@ class ReportData:
 
     @property
     def provisional_notes(self) -> tuple[ProvisionalNote, ...]:
-        """The given notes, plus one per index month that has no ONI/observed phase yet."""
+        """The given notes, plus one per index month that has no value of the phase index (observed phase) yet."""
+        label = self.current.phase_index_label
         derived = tuple(
-            ProvisionalNote(m, f"Niño 3.4 anomaly of {m} is in, but its ONI and observed phase need {m + 1}")
+            ProvisionalNote(m, f"Niño 3.4 anomaly of {m} is in, but its {label} and observed phase need {m + 1}")
             for m in self.current.provisional_months)
         return derived + self.provisional
 
@@ -332,6 +370,15 @@ def _require_period_index(series: pd.Series, what: str) -> None:
 
 
 # --------------------------------------------------------------------------- example data
+
+@functools.lru_cache(maxsize=8)
+def _example_relative(seed: int, last: Month) -> pd.DataFrame:
+    """The relative index of the synthetic 2° fields of ``seed``, 1950-01..``last`` (cached: a few seconds)."""
+    from enso.relative import relative_index_from_grids
+    from enso.synthetic import synthetic_climate
+
+    return relative_index_from_grids(synthetic_climate(seed, 2.0).grids(Month.of(1950, 1), last)).table
+
 
 def _example_anomaly_map(climate: "SyntheticClimate", month: Month, base: tuple[int, int]) -> np.ndarray:
     """A synthetic month's SST anomaly field against its calendar month's mean over the base years."""
@@ -369,7 +416,10 @@ def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
     training, selection = MonthSpan.parse("1951-01", "1989-12"), MonthSpan.parse("1990-01", "1999-12")
     scoring = MonthSpan(selection.last + 1, init - 13)
     oni_series = oni(observed)
-    phase = pd.Series(phases_of(oni_series).to_numpy(), index=observed.index, dtype=object)
+    # The phase is RONI's (the system's default ENSO_PHASE_INDEX): the relative index of the same fields.
+    relative = _example_relative(seed, Month.of(max(init.year, 2020) // 10 * 10 + 9, 12))
+    roni_series = oni(relative["relative_anomaly"].loc[:to_period(init)].round(2)).reindex(observed.index)
+    phase = pd.Series(phases_of(roni_series).to_numpy(), index=observed.index, dtype=object)
     clim_years = (max(base[0], first.year + 1), min(base[1], init.year - 1))
     climatology = Climatology().fit(phase, f"{clim_years[0]}-01", f"{clim_years[1]}-12")
     persistence = Persistence().fit(observed, str(training.first), str(training.last))
@@ -440,14 +490,17 @@ def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
     current = CurrentState(
         anomaly_month=init, nino34_anomaly=float(observed.iloc[-1]), oni_month=oni_month,
         oni=round(oni_value, 2), observed_phase=phase.loc[to_period(oni_month)],
-        recent_anomalies=recent, recent_oni=oni_series.iloc[-48:])
+        recent_anomalies=recent, recent_oni=oni_series.iloc[-48:], roni_month=oni_month,
+        roni=round(float(roni_series.loc[to_period(oni_month)]), 2), recent_roni=roni_series.iloc[-48:],
+        phase_index="roni", phase_source=f"RONI: CPC's relative Niño 3.4 file 1950-01..{init}")
     issued = issued_at or dt.datetime.combine((init + 1).first_day, dt.time(9, 30), dt.timezone.utc) \
         + dt.timedelta(days=7)
     downloaded = issued - dt.timedelta(hours=2)
     sources = (
-        SourceCutoff("CPC Niño 3.4 monthly index (ERSSTv5, 1991-2020 base)", init, index_url,
+        SourceCutoff("CPC Niño 3.4 monthly index (ERSSTv6, 1991-2020 base)", init, index_url,
                      "3f5a" * 16, downloaded),
-        SourceCutoff("COBE-SST 2 monthly grids", init, DEFAULT_COBE_BASE_URL, "9c0e" * 16, downloaded),
+        SourceCutoff("JMA COBE-SST monthly SST grids (cobe-sst v1)", init, DEFAULT_COBE_BASE_URL, "9c0e" * 16,
+                     downloaded),
     )
     model = ModelInfo(version=model_version, preset="small", training=training, selection=selection,
                       is_champion=with_history, sst_source="cobe",
@@ -463,7 +516,7 @@ def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
         init_month=init, issued_at=issued, sources=sources, model=model, current=current, forecast=forecast,
         method=MethodInfo(base_period=base, caveats=(
             "Trained on observations alone (about 1,200 monthly samples): skill beyond a few months is modest.",
-            "Phase probabilities refer to the monthly anomaly; the observed phase comes from the ONI.",
+            "Phase probabilities refer to the monthly anomaly; the observed phase comes from RONI.",
         )),
         phase_climatology=climatology.frequencies,
         baselines=baselines, previous_forecast=previous,

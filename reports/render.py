@@ -291,9 +291,17 @@ def summary_text(data: ReportData) -> str:
     lines = [
         f"ENSO forecast initialised {data.init_month} (issued {utc_time(data.issued_at)})",
         "",
+        *(f"STALE INPUT: {s.name}: newest month held {s.newest_month or 'none'}, though months up to "
+          f"{s.overdue_month} are due (next file {s.url}). What to do: {s.advice}." for s in data.stale_inputs),
+        *([""] if data.stale_inputs else []),
         f"Observed: Niño 3.4 anomaly {signed(current.nino34_anomaly)} °C in {current.anomaly_month}; "
-        + (f"ONI {signed(current.oni)} °C in {current.oni_month} ({phase_label(current.observed_phase)})."
-           if current.oni_month is not None else "no ONI yet."),
+        + (f"ONI {signed(current.oni)} °C in {current.oni_month}; " if current.oni_month is not None
+           else "no ONI yet; ")
+        + (f"RONI {signed(current.roni)} °C in {current.roni_month}. " if current.roni_month is not None
+           else "no RONI yet. ")
+        + (f"Phase (from {current.phase_index_label}): {phase_label(current.observed_phase)} in "
+           f"{current.phase_month}." if current.phase_month is not None
+           else f"No observed phase yet (no {current.phase_index_label})."),
         "",
         "Forecast (anomaly °C, phase, P(La Niña / neutral / El Niño)):",
     ]

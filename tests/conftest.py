@@ -154,28 +154,30 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def trained_store(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A filled SQLite store shared by the model, verification and report tests (build once: ~1-2 min).
 
-    Synthetic COBE grids 1961-01..2020-06 and the CPC-format index, backfilled from a loopback
-    mirror; a `tiny` model trained to 1994-12, selected on 1995-01..2004-12 and promoted;
+    Synthetic COBE grids 1961-01..2020-06, the CPC-format index and CPC's relative index (RONI),
+    backfilled from a loopback mirror; a `tiny` model trained to 1994-12, selected on 1995-01..2004-12 and promoted;
     hindcasts 2005-01..2019-12; the operational forecast from 2020-06. Tests that write must
     copy ``path`` first (see ``copy_store``).
     """
     from db.forecasting import forecast, hindcast, train_and_register
-    from db.ingest import backfill, ingest_index
+    from db.ingest import backfill, ingest_index, ingest_relative
     from enso.config import Settings
     from enso.mirror import MirrorServer, write_mirror
     from enso.months import Month
 
     root = tmp_path_factory.mktemp("trained-store")
-    write_mirror(root / "mirror", Month.of(1961, 1), Month.of(2020, 6), seed=11)
+    write_mirror(root / "mirror", Month.of(1961, 1), Month.of(2020, 6), seed=11, relative_index=True)
     path = root / "store.sqlite"
     url = f"sqlite:///{path}"
     upgrade(url)
     engine = make_engine(url)
     with MirrorServer(root / "mirror") as srv:
         settings = Settings(database_url=url, cobe_base_url=srv.cobe_base_url, index_url=srv.index_url,
+                            index_format="cpc-monthly", relative_index_url=srv.relative_index_url,
                             data_dir=root / "var", report_dir=root / "reports")
         backfill(engine, settings, "cobe", Month.of(1961, 1), Month.of(2020, 6), workers=2, progress=False)
         assert ingest_index(engine, settings).ok
+        assert [r.outcome for r in ingest_relative(engine, settings)] == ["stored"]
     training = train_and_register(engine, settings, "tiny", train_end=Month.of(1994, 12),
                                   valid_end=Month.of(2004, 12), progress=False, max_epochs=2)
     hindcast(engine, Month.of(2005, 1), Month.of(2019, 12), version=training.version)

@@ -34,7 +34,7 @@ from enso.nino34 import PHASES
 from enso.sources.ersst import read_ersst_stack
 from enso.sources.index import parse_cpc_detrend, parse_cpc_monthly, parse_mcnoldy
 from enso.verify import PROBABILITY_COLUMNS, attach_observations, phase_climatology, score_table
-from tests.realdata import ERSST_STACK, REALDATA
+from tests.realdata import ERSST_STACK, REALDATA, need
 
 CPC_MONTHLY = REALDATA / "cpc_ersst5.nino.mth.91-20_1950-01_2025-07.ascii"
 CPC_DETREND = REALDATA / "cpc_detrend.nino34.ascii_1950-01_2023-09.txt"
@@ -56,7 +56,7 @@ EOF_INITS = pd.period_range("1990-01", "2010-12", freq="M")
 
 
 def anomalies_of(path, parser) -> pd.Series:
-    return parser(path.read_text(encoding="utf-8"), str(path))["anomaly"]
+    return parser(need(path).read_text(encoding="utf-8"), str(path))["anomaly"]
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,7 @@ def test_phase_probability_helpers() -> None:
 
 
 def test_climatology_forecasts_the_base_period_phase_frequencies() -> None:
-    table = parse_mcnoldy(MCNOLDY_2020.read_text(encoding="utf-8"), str(MCNOLDY_2020))
+    table = parse_mcnoldy(need(MCNOLDY_2020).read_text(encoding="utf-8"), str(MCNOLDY_2020))
     model = Climatology().fit(table["phase"], "1961-01", "1990-12")
     frame = model.predict(["2000-11"])
     assert (frame["nino34_anomaly"] == 0).all() and len(frame) == 12
@@ -181,7 +181,7 @@ def test_climatology_forecasts_the_base_period_phase_frequencies() -> None:
 @pytest.fixture(scope="module")
 def grids() -> tuple:
     """Tropical Pacific SST anomalies and the grids' own Niño 3.4 anomaly, both against 1981-2010, 1891-2010."""
-    cube = stack(list(read_ersst_stack(ERSST_STACK)))
+    cube = stack(list(read_ersst_stack(need(ERSST_STACK))))
     from_1891 = np.flatnonzero(cube.month.to_index() >= pd.Period("1891-01", "M"))
     return LinearEOFModel().inputs(cube.isel(month=from_1891))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from sqlalchemy import func, select
 from db.engine import opened_engine
 from db.schema import SstGrid
 from enso.mirror import MirrorServer, write_mirror
-from enso.months import Month
+from enso.months import Month, last_complete_month
 
 START, END = Month.of(2015, 1), Month.of(2016, 12)
 
@@ -23,13 +24,14 @@ START, END = Month.of(2015, 1), Month.of(2016, 12)
 @pytest.fixture(scope="module")
 def mirror_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli-mirror")
-    write_mirror(root, Month.of(1991, 1), END, seed=3)
+    write_mirror(root, Month.of(1991, 1), END, seed=3, relative_index=True)
     return root
 
 
 def _env(store_url: str, srv: MirrorServer, tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "ENSO_DATABASE_URL": store_url, "ENSO_COBE_BASE_URL": srv.cobe_base_url,
-            "ENSO_INDEX_URL": srv.index_url, "ENSO_DATA_DIR": str(tmp_path / "var"), "ENSO_HTTP_RETRIES": "1",
+            "ENSO_INDEX_URL": srv.index_url, "ENSO_INDEX_FORMAT": "cpc-monthly",
+            "ENSO_RELATIVE_INDEX_URL": srv.relative_index_url, "ENSO_DATA_DIR": str(tmp_path / "var"), "ENSO_HTTP_RETRIES": "1",
             "ENSO_HTTP_BACKOFF": "0.01", "ENSO_HTTP_TIMEOUT": "5", "PYTHONUNBUFFERED": "1"}
 
 
@@ -75,13 +77,28 @@ def test_backfill_killed_midway_then_rerun_completes_without_duplicates(store_ur
         assert "2016-12" in status  # the index file's last month
 
 
-def test_ingest_of_an_unpublished_month_exits_75(store_url, mirror_root, tmp_path) -> None:
+def test_ingest_exits_75_while_a_month_is_merely_late_and_1_once_it_is_stale(store_url, mirror_root,
+                                                                               tmp_path) -> None:
     with MirrorServer(mirror_root) as srv:
-        env = _env(store_url, srv, tmp_path)
+        env = {**_env(store_url, srv, tmp_path), "ENSO_COBE_PUBLICATION_DAY": "28"}
         _enso(env, "db", "upgrade")
-        proc = _enso(env, "ingest", "--month", str(END + 1), "--no-index", check=False)
-        assert proc.returncode == 75, proc.stderr
-        assert "not_published" in proc.stdout and str(END + 1) in proc.stdout
+        # The last complete month is due on the 28th of this one: until then merely late (try again later).
+        newest, today = last_complete_month(), dt.datetime.now(dt.timezone.utc)
+        proc = _enso(env, "ingest", "--month", str(newest), "--no-index", check=False)
+        assert proc.returncode == (75 if today.day <= 28 else 1), proc.stderr
+        assert "not_published" in proc.stdout and str(newest) in proc.stdout
+        not_over = _enso(env, "ingest", "--month", str(Month.current()), "--no-index", check=False)
+        assert not_over.returncode == 2 and "has not ended yet" in not_over.stderr  # a usage error
+        stale = _enso(env, "ingest", "--month", str(END + 1), "--no-index", check=False)
+        assert stale.returncode == 1, stale.stderr  # due years ago: waiting will not help
+        assert f"STALE: {END + 1} of cobe is not published at {srv.cobe_base_url}/2010-2019/sst201701.grb" \
+            in stale.stderr and "ENSO_COBE_BASE_URL" in stale.stderr
+        newest = _enso(env, "ingest", check=False)  # the mirror stopped at 2016-12: grids and index are stale
+        assert newest.returncode == 1, newest.stderr
+        assert "STALE   cobe SST grids: nothing held" in newest.stderr  # the last four months: none published
+        assert "STALE   Niño 3.4 index: newest 2016-12" in newest.stderr and srv.index_url in newest.stderr
+        status = _enso(env, "status").stdout
+        assert "Inputs (stale-input alarm):" in status and "STALE   cobe SST grids" in status
 
 
 def test_a_store_without_schema_says_to_upgrade(tmp_path, mirror_root) -> None:

@@ -56,6 +56,14 @@ def test_sizes_per_kind_keep_the_defaults_of_kinds_not_named() -> None:
     ("smtp_port", "70000", "less than or equal to 65535"),
     ("cobe_base_url", "ftp://x/y", "expected an http:// or https:// URL"),
     ("ersst_file_template", "ersst.nc", "expected one file name using {year} and {month}"),
+    ("ersst_file_template", "ersst.{year:04d}.nc", "expected one file name using {year} and {month}"),
+    ("ersst_file_template", "{release}/ersst.{year}{month:02d}.nc", "not a file name template"),
+    ("ersst_base_url", "file:///data/ersst", "expected an http:// or https:// URL"),
+    ("ersst_version", "6", "expected an ERSST version such as v6"),
+    ("ersst_variable", "sea surface", "expected the name of a netCDF variable"),
+    ("index_publication_day", "31", "less than or equal to 28"),
+    ("relative_index_url", "Rnino34.ascii.txt", "expected an http:// or https:// URL"),
+    ("phase_index", "nino34", "Input should be 'roni' or 'oni'"),
     ("monthly_cron", "0 6 32 * *", "not a cron expression"),
     ("train_end", "1979-13", "expected a month as YYYY-MM"),
 ])
@@ -85,3 +93,22 @@ def test_periods_must_be_in_order() -> None:
         Settings(train_end="1990-12", valid_end="1989-12")
     with pytest.raises(ValueError, match="ENSO_ANOMALY_BASE_START/_END 2020-1991"):
         Settings(anomaly_base_start=2020, anomaly_base_end=1991)
+
+
+def test_the_relative_index_file_may_be_disabled_and_the_phase_index_defaults_to_roni(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.phase_index == "roni"
+    assert settings.relative_index_url == "https://www.cpc.ncep.noaa.gov/data/indices/Rnino34.ascii.txt"
+    monkeypatch.setenv("ENSO_RELATIVE_INDEX_URL", "")
+    monkeypatch.setenv("ENSO_PHASE_INDEX", "oni")
+    settings = load_settings()
+    assert (settings.relative_index_url, settings.phase_index) == ("", "oni")
+
+
+def test_ersst_settings_a_version_without_a_known_folder_needs_a_base_url() -> None:
+    assert Settings(ersst_version="v5").ersst_base_url == ""  # NCEI's known v5 folder
+    assert load_settings(ersst_version="v6", ersst_file_template="ersst.{version}.{year:04d}{month:02d}.nc")
+    with pytest.raises(SettingsError, match="ENSO_ERSST_VERSION='v7' has no known NCEI folder.*ENSO_ERSST_BASE_URL"):
+        load_settings(ersst_version="v7")
+    assert load_settings(ersst_version="v7", ersst_base_url="https://example.org/ersst/v7/").ersst_version == "v7"

@@ -62,14 +62,16 @@ def test_monthly_deployment_retrains_on_the_gpu_pool_then_a_rerun_duplicates_not
     try:
         with MirrorServer(trained_store["mirror_root"]) as srv, ExitStack() as workers:
             settings = Settings(database_url=pg_url, cobe_base_url=srv.cobe_base_url, index_url=srv.index_url,
-                                data_dir=tmp_path / "var")
+                                index_format="cpc-monthly", data_dir=tmp_path / "var")
             backfill(engine, settings, "cobe", Month.of(1961, 1), INIT - 1, workers=3, progress=False)
             ingest_index(engine, settings)
             env = worker_env(prefect_server, tmp_path / "worker-home", {
                 "ENSO_DATABASE_URL": pg_url, "ENSO_COBE_BASE_URL": srv.cobe_base_url,
-                "ENSO_INDEX_URL": srv.index_url, "ENSO_DATA_DIR": str(tmp_path / "var"),
-                "ENSO_REPORT_DIR": str(tmp_path / "reports"), "ENSO_MODEL_PRESET": "tiny",
-                "ENSO_MODEL_MEMBERS": "1", "ENSO_TRAIN_END": "1994-12", "ENSO_VALID_END": "2004-12",
+                "ENSO_INDEX_URL": srv.index_url, "ENSO_INDEX_FORMAT": "cpc-monthly",
+                "ENSO_RELATIVE_INDEX_URL": srv.relative_index_url,
+                "ENSO_DATA_DIR": str(tmp_path / "var"), "ENSO_REPORT_DIR": str(tmp_path / "reports"),
+                "ENSO_MODEL_PRESET": "tiny", "ENSO_MODEL_MEMBERS": "1",
+                "ENSO_TRAIN_END": "1994-12", "ENSO_VALID_END": "2004-12",
                 "ENSO_SMTP_HOST": "127.0.0.1", "ENSO_SMTP_PORT": str(smtp.port),
                 "ENSO_SMTP_SECURITY": "none", "ENSO_REPORT_TO": "ops@example.org,risk@example.org",
                 "ENSO_MONTHLY_RETRIES": "0", "ENSO_RETRAIN_FALLBACK": "fail", "ENSO_RETRAIN_TIMEOUT": "600",
@@ -111,7 +113,8 @@ def test_monthly_deployment_retrains_on_the_gpu_pool_then_a_rerun_duplicates_not
                 assert _count(engine, Forecast, Forecast.kind == "operational") == 12
                 reports = list((tmp_path / "reports").glob("*.html"))
                 assert [p.name for p in reports] == [f"enso-report-{INIT}.html"]
-                assert f"{INIT}" in reports[0].read_text()
+                html = reports[0].read_text()
+                assert f"{INIT}" in html and "Observed phase (from RONI)" in html  # CPC's RONI, from the mirror
                 assert len(inbox.messages) == 1
                 recipients, message = inbox.messages[0]
                 assert sorted(recipients) == ["ops@example.org", "risk@example.org"]

@@ -34,8 +34,8 @@ def test_mirror_unreachable_mid_backfill_then_a_rerun_completes(engine, tmp_path
     write_mirror(root, Month.of(2010, 1), Month.of(2012, 12), seed=2)
     with MirrorServer(root) as srv:
         settings = Settings(database_url=str(engine.url), cobe_base_url=srv.cobe_base_url,
-                            index_url=srv.index_url, data_dir=tmp_path / "var", http_timeout=1.0,
-                            http_retries=1, http_backoff=0.01)
+                            index_url=srv.index_url, index_format="cpc-monthly", data_dir=tmp_path / "var",
+                            http_timeout=1.0, http_retries=1, http_backoff=0.01)
         srv.faults.add("*.grb", "delay:0.05", times=None)
 
         def cut_after_ten_requests() -> None:
@@ -66,8 +66,10 @@ def monthly_env(trained_store: dict, tmp_path: Path, monkeypatch: pytest.MonkeyP
         upgrade(cluster.url)
         engine = make_engine(cluster.url)
         env = {"ENSO_DATABASE_URL": cluster.url, "ENSO_COBE_BASE_URL": srv.cobe_base_url,
-               "ENSO_INDEX_URL": srv.index_url, "ENSO_DATA_DIR": str(tmp_path / "var"),
-               "ENSO_REPORT_DIR": str(tmp_path / "reports"), "ENSO_MODEL_PRESET": "tiny",
+               "ENSO_INDEX_URL": srv.index_url, "ENSO_INDEX_FORMAT": "cpc-monthly",
+               "ENSO_RELATIVE_INDEX_URL": srv.relative_index_url,
+               "ENSO_DATA_DIR": str(tmp_path / "var"), "ENSO_REPORT_DIR": str(tmp_path / "reports"),
+               "ENSO_MODEL_PRESET": "tiny",
                "ENSO_TRAIN_END": "1994-12", "ENSO_VALID_END": "2004-12", "ENSO_REPORT_TO": "",
                "ENSO_HTTP_RETRIES": "1", "ENSO_HTTP_BACKOFF": "0.01"}
         for key, value in env.items():

@@ -57,8 +57,8 @@ def mirror(mirror_template: Path, tmp_path: Path) -> Iterator[MirrorServer]:
 @pytest.fixture
 def settings(store_url: str, mirror: MirrorServer, tmp_path: Path) -> Settings:
     return Settings(database_url=store_url, cobe_base_url=mirror.cobe_base_url, index_url=mirror.index_url,
-                    http_timeout=5.0, http_retries=1, http_backoff=0.01, http_deadline=8.0,
-                    data_dir=tmp_path / "var")
+                    index_format="cpc-monthly", http_timeout=5.0, http_retries=1, http_backoff=0.01,
+                    http_deadline=8.0, data_dir=tmp_path / "var")
 
 
 def _snapshot(engine: Engine) -> dict:

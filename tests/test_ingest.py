@@ -18,6 +18,7 @@ from enso.grids import SSTGrid
 from enso.mirror import MirrorServer, write_mirror
 from enso.months import Month
 from enso.sources.cobe import cobe_url, write_cobe_grib
+from enso.sources.index import CPC_DETREND_HEADER
 from enso.synthetic import synthetic_grids
 
 START, END = Month.of(2019, 10), Month.of(2020, 3)
@@ -40,7 +41,8 @@ def mirror(mirror_root: Path):
 @pytest.fixture
 def settings(store_url: str, mirror, tmp_path: Path) -> Settings:
     return Settings(database_url=store_url, cobe_base_url=mirror.cobe_base_url, index_url=mirror.index_url,
-                    http_timeout=1.0, http_retries=2, http_backoff=0.01, data_dir=tmp_path / "var")
+                    index_format="cpc-monthly", http_timeout=1.0, http_retries=2, http_backoff=0.01,
+                    data_dir=tmp_path / "var")
 
 
 def _data_snapshot(engine) -> dict:
@@ -89,6 +91,25 @@ def test_index_ingest_stores_one_vintage_then_unchanged(engine, settings) -> Non
     assert table["phase"].iloc[-1] is None  # newest month: no ONI yet, provisional
     assert table["phase"].iloc[-2] in ("la_nina", "neutral", "el_nino")
     assert ingest_index(engine, settings).outcome == "unchanged"
+
+
+def test_each_vintage_records_the_base_period_its_file_states(engine, scratch_mirror) -> None:
+    """Not the settings' base: CPC names the base in ``ersst5.nino.mth.91-20.ascii``; its detrend file (and the
+    ONI) is against sliding 30-year climatologies."""
+    root, settings = scratch_mirror
+    first = ingest_index(engine, settings)
+    assert first.outcome == "stored" and "(cpc-monthly, 1991-2020 base)" in first.message
+    table = store.load_index(engine)
+    rows = [f"{p.year:4d}{p.month:5d}{r.nino34:9.2f}{r.nino34 - r.anomaly:9.2f}{r.anomaly + 0.1:9.2f}"
+            for p, r in table.iterrows()]
+    (root / "index" / "detrend.nino34.ascii.txt").write_text("\n".join([CPC_DETREND_HEADER, *rows]) + "\n")
+    detrend = settings.model_copy(update={"index_url": settings.index_url.rsplit("/", 1)[0]
+                                          + "/detrend.nino34.ascii.txt", "index_format": "cpc-detrend"})
+    second = ingest_index(engine, detrend)
+    assert second.outcome == "revised" and "(cpc-detrend, sliding 30-year base)" in second.message
+    with engine.connect() as conn:
+        assert [(v.seq, v.base_period) for v in reversed(store.vintages(conn))] == [(1, "1991-2020"),
+                                                                                   (2, "sliding 30-year")]
 
 
 def test_404_for_the_newest_month_is_not_published(engine, settings) -> None:

@@ -20,7 +20,7 @@ from enso.sources.cobe import cobe_url, decode_cobe
 from enso.sources.ersst import decode_ersst, ersst_url, read_ersst_stack
 from enso.sources.index import parse_cpc_monthly
 from enso.synthetic import synthetic_climate, synthetic_index_table
-from tests.realdata import ERSST_ORIGINALS, REALDATA
+from tests.realdata import ERSST_ORIGINALS, REALDATA, need
 
 SEED = 5
 START, END = Month.of(2019, 11), Month.of(2020, 2)
@@ -46,7 +46,7 @@ def grb_url(srv: MirrorServer, month: Month) -> str:
 
 
 def test_cobe_tree_has_the_tcc_layout(tmp_path: Path) -> None:
-    real = (REALDATA / "tcc_cobesst_grb_urls_1891-01_2020-12.txt").read_text().split()
+    real = need(REALDATA / "tcc_cobesst_grb_urls_1891-01_2020-12.txt").read_text().split()
     months = [Month.of(1891, 1), Month.of(1899, 12), Month.of(1900, 1), Month.of(2009, 12), Month.of(2010, 1)]
     for month in months:
         write_mirror(tmp_path, month, month, SEED, index=False)
@@ -91,9 +91,9 @@ def test_rewriting_changes_only_what_differs(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_a_mirror_of_real_grids_decodes_to_them_and_serves_a_real_index(tmp_path: Path) -> None:
-    original = ERSST_ORIGINALS / "ersst.v5.185401.nc"
+    original = need(ERSST_ORIGINALS / "ersst.v5.185401.nc")
     grids = list(read_ersst_stack(original))
-    index = REALDATA / "mcnoldy_ONI_NINO34_1854-2022.txt"
+    index = need(REALDATA / "mcnoldy_ONI_NINO34_1854-2022.txt")
     first = write_grid_mirror(tmp_path, grids, "ersst", index_file=index)
     month = Month.of(1854, 1)
     assert first.ersst_files == (tmp_path / ersst_path(month),) and first.cobe_files == ()
@@ -276,7 +276,7 @@ def test_command_line_writes_and_serves(tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "7 files" in done.stdout and (tmp_path / "cobe" / "2020-2029" / "sst202101.grb").is_file()
-    assert (tmp_path / "ersst" / "ersst.v5.202101.nc").is_file()
+    assert (tmp_path / "ersst" / "ersst.v6.202101.nc").is_file()  # NCEI's current version
     serving = subprocess.Popen([sys.executable, "-m", "enso.mirror", "serve", str(tmp_path)],
                                stdout=subprocess.PIPE, text=True, env=env)
     try:

@@ -101,7 +101,8 @@ def test_report_variants_render(browser: Browser, tmp_path: Path, case: str) -> 
     """A first month (no verification history) and a month whose newest index value has its ONI."""
     data: ReportData = example_report_data(with_history=case != "first_month")
     if case == "index_settled":
-        data = replace(data, current=replace(data.current, oni_month=data.current.anomaly_month), provisional=())
+        data = replace(data, current=replace(data.current, oni_month=data.current.anomaly_month,
+                                             roni_month=data.current.anomaly_month), provisional=())
     rendered = render_report(data)
     path = tmp_path / rendered.file_name
     path.write_text(rendered.html, encoding="utf-8")

@@ -161,20 +161,46 @@ def test_first_month_without_history_says_so(data: ReportData) -> None:
 
 def test_provisional_index_month_is_flagged(data: ReportData, rendered) -> None:
     newest = data.current.anomaly_month
-    assert data.current.oni_month < newest
+    assert data.current.phase_index == "roni" and data.current.roni_month < newest
     text = _text(rendered.html)
     assert "Provisional values" in text
-    assert f"{newest}: Niño 3.4 anomaly of {newest} is in, but its ONI and observed phase need {newest + 1}" in text
-    assert "newest month: no ONI yet" in text
+    assert f"{newest}: Niño 3.4 anomaly of {newest} is in, but its RONI and observed phase need {newest + 1}" in text
+    assert "newest month: no RONI yet" in text
     assert f"{newest}: Niño 3.4 anomaly of {newest} is in" in summary_text(data)
 
 
-def test_month_whose_oni_is_known_is_not_flagged(data: ReportData) -> None:
-    current = replace(data.current, oni_month=data.current.anomaly_month)
-    settled = replace(data, current=current, provisional=())
+def test_month_whose_phase_index_is_known_is_not_flagged(data: ReportData) -> None:
+    """A month is provisional while the index that defines the phase (here RONI, then ONI) lacks it."""
+    known = data.current.anomaly_month
+    settled = replace(data, current=replace(data.current, roni_month=known), provisional=())
     assert settled.provisional_notes == ()
     text = _text(render_report(settled).html)
-    assert "Provisional values" not in text and "no ONI yet" not in text
+    assert "Provisional values" not in text and "no RONI yet" not in text
+    by_oni = replace(data, current=replace(data.current, phase_index="oni"), provisional=())
+    assert [n.what for n in by_oni.provisional_notes] == [
+        f"Niño 3.4 anomaly of {known} is in, but its ONI and observed phase need {known + 1}"]
+    by_oni = replace(by_oni, current=replace(by_oni.current, oni_month=known))
+    assert by_oni.provisional_notes == ()
+
+
+def test_current_state_shows_oni_and_roni_side_by_side_and_says_which_defines_the_phase(data: ReportData,
+                                                                                      rendered) -> None:
+    current = data.current
+    assert current.roni is not None and current.oni is not None and current.roni != current.oni
+    cells = {cell: _text(rendered.html.split(f'id="{cell}"', 1)[1].split("</td>", 1)[0])
+             for cell in ("current-oni", "current-roni", "current-phase")}
+    assert f"{current.oni:+.2f} °C" in cells["current-oni"] and "ONI" in cells["current-oni"]
+    assert f"{current.roni:+.2f} °C" in cells["current-roni"] and "RONI" in cells["current-roni"]
+    assert "Observed phase (from RONI)" in cells["current-phase"]
+    text = _text(rendered.html)
+    assert f"The phase here is defined by RONI ({current.phase_source})" in text
+    assert "columns: the observed phase (from RONI)" in text and "From the RONI centred on the month" in text
+    assert (f"ONI {current.oni:+.2f} °C in {current.oni_month}; RONI {current.roni:+.2f} °C in "
+            f"{current.roni_month}. Phase (from RONI): El Niño in {current.roni_month}.") in summary_text(data)
+    by_oni = render_report(replace(data, current=replace(current, phase_index="oni", phase_source="")))
+    text = _text(by_oni.html)
+    assert "Observed phase (from ONI)" in text and "The phase here is defined by ONI." in text
+    assert "columns: the observed phase (from ONI)" in text
 
 
 def test_scores_overlapping_the_training_period_are_flagged(data: ReportData, rendered) -> None:

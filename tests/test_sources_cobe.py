@@ -15,7 +15,7 @@ from enso.months import Month, month_range
 from enso.sources import InvalidFile
 from enso.sources.cobe import COBE_LAT, COBE_LON, cobe_url, decode_cobe, write_cobe_grib
 from enso.sources.ersst import decode_ersst
-from tests.realdata import ERSST_ORIGINALS, REALDATA
+from tests.realdata import ERSST_ORIGINALS, REALDATA, need
 
 JMA_BASE = "https://ds.data.jma.go.jp/tcc/tcc/products/elnino/cobesst/gpvdata"
 MONTH = Month.of(1997, 12)
@@ -24,7 +24,7 @@ MONTH = Month.of(1997, 12)
 @pytest.fixture(scope="module")
 def field() -> SSTGrid:
     """A realistic 1° field: the real ERSST 1997-12 grid (2°) repeated onto COBE's cell centres."""
-    ersst = decode_ersst(ERSST_ORIGINALS / "ersst.v5.199712.nc", MONTH)
+    ersst = decode_ersst(need(ERSST_ORIGINALS / "ersst.v5.199712.nc"), MONTH)
     rows = np.clip(np.rint((COBE_LAT + 88.0) / 2.0).astype(int), 0, ersst.lat.size - 1)
     cols = np.floor((COBE_LON + 1.0) / 2.0).astype(int) % ersst.lon.size
     return SSTGrid(MONTH, COBE_LAT.copy(), COBE_LON.copy(), ersst.values[np.ix_(rows, cols)])
@@ -36,7 +36,7 @@ def written(grid: SSTGrid, path: Path, **overrides) -> Path:
 
 
 def test_cobe_url_reproduces_jma_list_of_1560_urls() -> None:
-    urls = (REALDATA / "tcc_cobesst_grb_urls_1891-01_2020-12.txt").read_text().split()
+    urls = need(REALDATA / "tcc_cobesst_grb_urls_1891-01_2020-12.txt").read_text().split()
     assert len(urls) == 1560
     assert [cobe_url(m, JMA_BASE) for m in month_range("1891-01", "2020-12")] == urls
     assert cobe_url("2021-03", JMA_BASE + "/") == f"{JMA_BASE}/2020-2029/sst202103.grb"

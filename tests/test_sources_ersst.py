@@ -7,21 +7,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from scipy.io import netcdf_file
 
+from enso.config import Settings
 from enso.grids import SSTGrid, nino34_mean
 from enso.months import Month
 from enso.sources import InvalidFile
 from enso.sources.ersst import (
     ERSST_LAT,
     ERSST_LON,
+    ErsstLayout,
     decode_ersst,
+    ersst_base_url,
     ersst_url,
     read_ersst_stack,
     write_ersst_netcdf,
 )
 from enso.sources.index import parse_cpc_monthly
-from tests.realdata import ERSST_ORIGINALS, ERSST_STACK, REALDATA
+from enso.sources.sst import sst_source
+from enso.synthetic import synthetic_climate
+from tests.realdata import ERSST_ORIGINALS, ERSST_STACK, REALDATA, need
 
 #: month -> (time encoding, Niño 3.4 of CPC's monthly file for that month)
 ORIGINALS = {
@@ -33,14 +39,54 @@ ORIGINALS = {
 
 
 def original(month: Month) -> Path:
-    return ERSST_ORIGINALS / f"ersst.v5.{month.year:04d}{month.month:02d}.nc"
+    return need(ERSST_ORIGINALS / f"ersst.v5.{month.year:04d}{month.month:02d}.nc")
 
 
-def test_ersst_url_uses_the_configurable_template() -> None:
-    base = "https://www.ncei.noaa.gov/pub/data/cmb/ersst/v5/netcdf/"
-    assert ersst_url("2008-01", base) == base + "ersst.v5.200801.nc"
-    assert ersst_url(Month.of(2026, 7), "http://m/v6", "ersst.v6.{year:04d}{month:02d}.nc") == \
-        "http://m/v6/ersst.v6.202607.nc"
+def test_ersst_url_uses_the_configurable_version_folder_and_template() -> None:
+    v5 = "https://www.ncei.noaa.gov/pub/data/cmb/ersst/v5/netcdf/"
+    assert ersst_url("2008-01", v5, version="v5") == v5 + "ersst.v5.200801.nc"
+    assert ersst_url(Month.of(2026, 7), "http://m/v6") == "http://m/v6/ersst.v6.202607.nc"  # v6 by default
+    assert ersst_url(Month.of(2026, 7), "http://m", "sst_{year:04d}_{month:02d}.nc4") == "http://m/sst_2026_07.nc4"
+    assert ersst_base_url("v5") == v5.rstrip("/")
+    assert ersst_base_url("v6") == "https://www.ncei.noaa.gov/pub/data/cmb/ersst/v5/v6"
+    assert ersst_base_url("v7", "https://example/v7") == "https://example/v7"
+    with pytest.raises(ValueError, match="set ENSO_ERSST_BASE_URL"):
+        ersst_base_url("v7")
+
+
+def test_settings_choose_the_ersst_version_its_files_and_the_product_version() -> None:
+    v6 = sst_source("ersst")
+    settings = Settings()
+    assert v6.url(Month.of(2026, 11), settings) == \
+        "https://www.ncei.noaa.gov/pub/data/cmb/ersst/v5/v6/ersst.v6.202611.nc"
+    assert v6.product_version(settings) == "ersst v6" and v6.first_month(settings) == Month.of(1850, 1)
+    v5 = Settings(ersst_version="v5")
+    assert v6.url(Month.of(2010, 12), v5) == "https://www.ncei.noaa.gov/pub/data/cmb/ersst/v5/netcdf/ersst.v5.201012.nc"
+    assert v6.product_version(v5) == "ersst v5"
+    assert sst_source("cobe").product_version(settings) == "cobe-sst v1"
+
+
+def test_variable_names_and_extra_axes_are_configurable(tmp_path: Path) -> None:
+    """A v6 file that names things otherwise (inferred layouts may differ) is read through ErsstLayout."""
+    grid = synthetic_climate(3, 2.0).grid("2026-10")
+    values = np.where(np.isnan(grid.values), np.float32(-999.0), grid.values)[None, None]
+    renamed = xr.Dataset(
+        {"sea_surface_temperature": (("t", "zlev", "latitude", "longitude"), values,
+                                     {"_FillValue": np.float32(-999.0), "units": "degree_C"})},
+        coords={"t": ("t", [63095.0], {"units": "days since 1854-01-15", "calendar": "gregorian"}),
+                "zlev": [0.0], "latitude": grid.lat, "longitude": grid.lon})
+    path = tmp_path / "ersst.v6.202610.nc"
+    renamed.to_netcdf(path, engine="scipy")
+    with pytest.raises(InvalidFile, match="no variable 'sst' .*set ENSO_ERSST_VARIABLE"):
+        decode_ersst(path, Month.of(2026, 10))
+    with pytest.raises(InvalidFile, match="no axis 'time': .*ENSO_ERSST_TIME_NAME"):
+        decode_ersst(path, Month.of(2026, 10), ErsstLayout(variable="sea_surface_temperature"))
+    layout = ErsstLayout(variable="sea_surface_temperature", time="t", lat="latitude", lon="longitude")
+    decoded = decode_ersst(path, Month.of(2026, 10), layout)
+    assert np.array_equal(decoded.values, grid.values, equal_nan=True)
+    settings = Settings(ersst_variable="sea_surface_temperature", ersst_time_name="t", ersst_lat_name="latitude",
+                        ersst_lon_name="longitude")
+    assert sst_source("ersst").decode(path, Month.of(2026, 10), settings).month == Month.of(2026, 10)
 
 
 @pytest.mark.parametrize("month", list(ORIGINALS))
@@ -118,7 +164,7 @@ def test_bad_ersst_files_are_rejected(tmp_path: Path) -> None:
 
 
 def test_stacked_record_matches_originals_and_cpc_nino34() -> None:
-    grids = list(read_ersst_stack(ERSST_STACK))
+    grids = list(read_ersst_stack(need(ERSST_STACK)))
     assert len(grids) == 1884 and grids[0].month == Month.of(1854, 1) and grids[-1].month == Month.of(2010, 12)
     assert all(b.month == a.month + 1 for a, b in zip(grids, grids[1:]))
     by_month = {g.month: g for g in grids}
@@ -127,7 +173,7 @@ def test_stacked_record_matches_originals_and_cpc_nino34() -> None:
         assert np.array_equal(by_month[month].land_mask, real.land_mask)
         assert np.nanmax(np.abs(by_month[month].values - real.values)) <= 0.0006  # int16 packing
 
-    cpc = parse_cpc_monthly((REALDATA / "cpc_ersst5.nino.mth.91-20_1950-01_2025-07.ascii").read_text(), "cpc")
+    cpc = parse_cpc_monthly(need(REALDATA / "cpc_ersst5.nino.mth.91-20_1950-01_2025-07.ascii").read_text(), "cpc")
     ours = pd.Series({pd.Period(str(g.month), freq="M"): nino34_mean(g) for g in grids if g.month.year >= 1950})
     theirs = cpc["nino34"].reindex(ours.index)
     assert len(ours) == 732 and np.corrcoef(ours, theirs)[0, 1] > 0.9999

@@ -21,7 +21,7 @@ from enso.sources.index import (
     parse_mcnoldy,
     parse_psl,
 )
-from tests.realdata import REALDATA
+from tests.realdata import REALDATA, requires
 
 CPC_MONTHLY = REALDATA / "cpc_ersst5.nino.mth.91-20_1950-01_2025-07.ascii"
 CPC_MONTHLY_8110 = REALDATA / "cpc_ersst5.nino.mth.81-10_1950-01_2018-10.ascii"
@@ -33,6 +33,8 @@ MCNOLDY_2020 = REALDATA / "mcnoldy_ONI_NINO34_1854-2020.txt"
 MCNOLDY_2022 = REALDATA / "mcnoldy_ONI_NINO34_1854-2022.txt"
 PSL_ABSOLUTE = REALDATA / "psl_nino34.long.data_HadISST_1870-01_2022-01.txt"
 PSL_ANOMALY = REALDATA / "psl_nino34.long.anom.data_HadISST_1870-01_2023-03.txt"
+pytestmark = requires(CPC_MONTHLY, CPC_MONTHLY_8110, CPC_SSTOI, CPC_DETREND, CPC_ONI_2025, CPC_ONI_2026,
+                      MCNOLDY_2020, MCNOLDY_2022, PSL_ABSOLUTE, PSL_ANOMALY)
 
 
 def read(path, fmt: str) -> pd.DataFrame:
@@ -52,6 +54,25 @@ def assert_table_shape(table: pd.DataFrame, fmt: str, path) -> None:
 
 
 # ----------------------------------------------------------------------------- the real files
+
+
+CPC = "https://www.cpc.ncep.noaa.gov/data/indices/"
+
+
+@pytest.mark.parametrize("path, fmt, url, base", [
+    (CPC_MONTHLY, "cpc-monthly", CPC + "ersst5.nino.mth.91-20.ascii", "1991-2020"),
+    (CPC_MONTHLY_8110, "cpc-monthly", CPC + "ersst5.nino.mth.81-10.ascii", "1981-2010"),
+    (CPC_SSTOI, "cpc-monthly", CPC + "sstoi.indices", None),  # the name states no base
+    (CPC_DETREND, "cpc-detrend", CPC + "detrend.nino34.ascii.txt", "sliding 30-year"),
+    (CPC_ONI_2026, "cpc-oni", CPC + "oni.ascii.txt", "sliding 30-year"),
+    (MCNOLDY_2022, "mcnoldy", "ONI_NINO34_1854-2022.txt", "sliding 30-year"),
+    (PSL_ANOMALY, "psl", "nino34.long.anom.data", "1981-2010"),  # "Anomaly from 1981-2010" below the data
+    (PSL_ABSOLUTE, "psl", "nino34.long.data", None),  # absolute SST: the anomalies are derived
+])
+def test_each_file_states_the_base_of_its_anomalies(path, fmt: str, url: str, base: str | None) -> None:
+    """``attrs["anomaly_base"]`` labels the stored vintage (db.ingest), so it is the file's own base."""
+    table = parse_index(path.read_text(encoding="utf-8"), fmt, url)
+    assert table.attrs.get("anomaly_base") == base
 
 
 def test_cpc_monthly_91_20_file() -> None:
@@ -84,6 +105,22 @@ def test_cpc_detrend_file() -> None:
     assert (table.index[0], table.index[-1], len(table)) == (p("1950-01"), p("2023-09"), 885)
     assert table.loc[p("1950-01"), ["nino34", "anomaly"]].tolist() == [24.56, -1.62]
     assert table.loc[p("2023-09"), ["nino34", "anomaly"]].tolist() == [28.31, 1.59]
+
+
+def test_cpc_detrend_sst_reads_total_and_derives_fixed_base_anomalies() -> None:
+    """The default ENSO_INDEX_FORMAT: the detrend file's ANOM is against CPC's sliding 30-year climatology
+    (0.7 °C away from the fixed 1991-2020 anomalies in the 1950s), so only TOTAL is read and the anomalies
+    are derived against 1991-2020: they then agree with CPC's fixed-base ``ersst5.nino.mth.91-20`` file."""
+    table = read(CPC_DETREND, "cpc-detrend-sst")
+    assert_table_shape(table, "cpc-detrend-sst", CPC_DETREND)
+    assert table.loc[p("1950-01"), "nino34"] == 24.56 and table["anomaly"].isna().all()
+    completed = complete_index(table)
+    assert completed.attrs["anomaly_base"] == "1991-2020" and completed.attrs["derived"] == ["anomaly", "oni", "phase"]
+    fixed = read(CPC_MONTHLY, "cpc-monthly")["anomaly"]
+    assert (completed["anomaly"] - fixed).dropna().abs().max() < 0.03
+    assert (read(CPC_DETREND, "cpc-detrend")["anomaly"] - fixed).dropna().abs().max() > 0.5
+    with pytest.raises(InvalidFile, match="expected the header 'YR   MON  TOTAL ClimAdjust ANOM'"):
+        parse_index(cpc_text(), "cpc-detrend-sst", "x")
 
 
 @pytest.mark.parametrize("path, last, last_oni, rows", [
@@ -258,12 +295,12 @@ def test_format_cpc_monthly_writes_missing_values_as_minus_99_99() -> None:
 # ----------------------------------------------------------------------------- malformed files
 
 
-CPC_TEXT = CPC_MONTHLY.read_text()
-CPC_LINES = CPC_TEXT.splitlines()
+def cpc_text() -> str:
+    return CPC_MONTHLY.read_text()
 
 
 def replace_line(number: int, line: str) -> str:
-    lines = list(CPC_LINES)
+    lines = cpc_text().splitlines()
     lines[number - 1] = line
     return "\n".join(lines) + "\n"
 
@@ -320,6 +357,6 @@ def test_malformed_oni_and_psl_files_are_rejected() -> None:
 
 def test_detrend_parser_rejects_the_monthly_layout_and_unknown_formats() -> None:
     with pytest.raises(InvalidFile, match="expected the header 'YR   MON  TOTAL ClimAdjust ANOM'"):
-        parse_cpc_detrend(CPC_TEXT, "x")
+        parse_cpc_detrend(cpc_text(), "x")
     with pytest.raises(ValueError, match="unknown index format 'roni'"):
-        parse_index(CPC_TEXT, "roni", "x")
+        parse_index(cpc_text(), "roni", "x")

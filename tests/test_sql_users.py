@@ -32,6 +32,8 @@ INITS = [Month.of(2024, 9), Month.of(2024, 10), Month.of(2024, 11)]
 LEADS = (1, 2, 3)
 #: observed anomaly per target month; later targets are not observed yet
 OBSERVED = {Month.of(2024, 10): -0.3, Month.of(2024, 11): -0.6, Month.of(2024, 12): -0.8}
+#: the relative index (RONI) of the same months: cooler than the tropics, so La Niña from October
+RELATIVE = {Month.of(2024, 10): -0.6, Month.of(2024, 11): -0.8, Month.of(2024, 12): -1.0}
 
 
 def forecast_anomaly(init: Month, lead: int) -> float:
@@ -75,7 +77,8 @@ def analyst(pg_url: str) -> Iterator[Analyst]:
 
 
 def insert_rows(engine: Engine) -> None:
-    """A model, an index vintage with three observed months, and three init months of forecasts."""
+    """A model, index vintages (Niño 3.4 and CPC's relative index) with three observed months, and three init
+    months of forecasts."""
     now = dt.datetime(2024, 12, 10, tzinfo=dt.timezone.utc)
     with engine.begin() as conn:
         conn.execute(insert(Model).values(
@@ -90,6 +93,14 @@ def insert_rows(engine: Engine) -> None:
         conn.execute(insert(IndexValue), [
             {"month": m.first_day, "nino34": 26.5 + a, "anomaly": a, "oni": a, "phase": phase_of(a),
              "vintage_id": vintage} for m, a in OBSERVED.items()])
+        relative = conn.execute(insert(IndexVintage).values(
+            product="relative", seq=1, sha256="e" * 64, url="http://127.0.0.1/Rnino34", format="cpc-rnino34",
+            downloaded_at=now, stored_at=now, first_month=min(RELATIVE).first_day,
+            last_month=max(RELATIVE).first_day, n_months=len(RELATIVE), base_period="1991-2020")
+            .returning(IndexVintage.id)).scalar_one()
+        conn.execute(insert(IndexValue), [
+            {"month": m.first_day, "anomaly": a, "oni": a, "phase": phase_of(a), "vintage_id": relative}
+            for m, a in RELATIVE.items()])
         rows = []
         for i, init in enumerate(INITS):
             for lead in LEADS:
@@ -236,6 +247,10 @@ def test_example_queries_answer_as_the_analyst(analyst: Analyst, engine: Engine)
     target = Month.of(2024, 12)
     assert [(r["init_month"], r["lead_months"]) for r in history] == [
         (init.first_day, target - init) for init in INITS]
+
+    disagree = run_as(analyst, queries["oni_and_roni.sql"])
+    assert [(r["month"], r["oni"], r["oni_phase"], r["roni"], r["roni_phase"], r["roni_from"]) for r in disagree] == [
+        (Month.of(2024, 10).first_day, -0.3, "neutral", -0.6, "la_nina", "relative")]
 
     skill = run_as(analyst, queries["skill_by_lead.sql"])
     assert [r["lead_months"] for r in skill] == list(LEADS)

@@ -64,9 +64,10 @@ def test_insert_is_once_and_load_cube_crops_coarsens_and_takes_anomalies(engine)
     with engine.begin() as conn:
         for m in months:
             assert store.insert_grid(conn, "cobe", store.pack_grid(_grid(m), source_url=f"u/{m}", sha256="a" * 64,
-                                                                  file_size=1))
+                                                                  file_size=1, product_version="cobe-sst v1"))
         assert not store.insert_grid(conn, "cobe", store.pack_grid(_grid(months[0]), source_url="x",
-                                                                   sha256="b" * 64, file_size=1))
+                                                                   sha256="b" * 64, file_size=1,
+                                                                   product_version="cobe-sst v1"))
     cube = store.load_cube(engine, "cobe", "1991-01", "1992-12")
     assert cube.shape == (24, 115, 360)
     assert float(cube.lat.min()) == -54.5 and float(cube.lat.max()) == 59.5
@@ -83,7 +84,8 @@ def test_load_cube_names_missing_months(engine) -> None:
     with engine.begin() as conn:
         for m in month_range("2000-01", "2000-06"):
             if m != Month.of(2000, 3):
-                store.insert_grid(conn, "cobe", store.pack_grid(_grid(m), source_url="u", sha256="a" * 64, file_size=1))
+                store.insert_grid(conn, "cobe", store.pack_grid(_grid(m), source_url="u", sha256="a" * 64, file_size=1,
+                                                                product_version="cobe-sst v1"))
     with pytest.raises(LookupError, match="2000-03"):
         store.load_cube(engine, "cobe", "2000-01", "2000-06")
 

@@ -1,7 +1,7 @@
 """Verification, the report and its email, from a store filled the real way.
 
-One store is built per module (about 20 s): the synthetic climate's ERSST grids
-and CPC index for 1960-2020 written to a loopback mirror and backfilled over
+One store is built per module (about 20 s): the synthetic climate's ERSST grids,
+CPC index and CPC relative index for 1960-2020 written to a loopback mirror and backfilled over
 HTTP, the ``tiny`` preset trained (up to 1989-12, selected on 1990-1999, two
 epochs), hindcasts for init months 2000-01..2019-12, operational forecasts from
 2020-05 and 2020-06, and one verification. Tests copy it: the SQLite file, or
@@ -27,8 +27,9 @@ from sqlalchemy import Engine, delete, func, insert, select, text
 from db import codec
 from db.engine import make_engine, opened_engine
 from db.forecasting import forecast, hindcast, train_and_register
-from db.ingest import backfill, ingest_index
+from db.ingest import backfill, ingest_index, ingest_relative
 from db.migrate import upgrade
+from db.phase import load_relative_index
 from db.reporting import assemble_report, email_report, render_and_store
 from db.schema import Base, EmailDelivery, Forecast, ForecastGrid, Model, Report, VerificationScore
 from db.store import VintageFile, append_vintage, load_index, month_date
@@ -67,7 +68,7 @@ def settings_for(url: str, tmp_path: Path, **overrides: object) -> Settings:
 def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("filled-store")
-    write_mirror(folder / "mirror", FIRST, LAST, seed=5, sst_sources=("ersst",))
+    write_mirror(folder / "mirror", FIRST, LAST, seed=5, sst_sources=("ersst",), relative_index=True)
     url = f"sqlite:///{folder / 'store.sqlite'}"
     upgrade(url)
     engine = make_engine(url)
@@ -75,6 +76,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
         settings = settings_for(url, folder, **srv.settings_overrides())
         assert backfill(engine, settings, "ersst", FIRST, LAST, progress=False).complete
         assert ingest_index(engine, settings).outcome == "stored"
+        assert [r.outcome for r in ingest_relative(engine, settings)] == ["stored"]  # CPC's RONI file
     trained = train_and_register(engine, settings, "tiny", train_end=Month.of(1989, 12),
                                  valid_end=Month.of(1999, 12), max_epochs=2, progress=False)
     hindcast(engine, *HINDCAST)
@@ -241,6 +243,23 @@ def test_verify_without_observed_forecasts_names_what_to_run(store: Engine) -> N
         verify(store, start=Month.of(2021, 1), end=Month.of(2021, 12))
 
 
+def test_the_observed_phase_follows_the_phase_index_and_the_anomaly_scores_do_not(store: Engine) -> None:
+    """RONI (the default) or ONI defines the observed phase; the anomalies stay the traditional index's."""
+    by_roni, by_oni = verify(store), verify(store, phase_index="oni")
+
+    def overall(result, metric: str) -> pd.Series:
+        scores = result.scores
+        chosen = scores[(scores["metric"] == metric) & (scores["target_calendar_month"] == 0)]
+        return chosen.set_index(["forecaster", "lead"])["value"].sort_index()
+
+    for metric in ("acc", "rmse"):
+        pd.testing.assert_series_equal(overall(by_roni, metric), overall(by_oni, metric))
+    assert not overall(by_roni, "accuracy").equals(overall(by_oni, "accuracy"))
+    assert "observed phase from RONI: CPC's relative Niño 3.4 file 1960-01..2020-12" in by_roni.notes
+    assert "observed phase from ONI: the Niño 3.4 index 1960-01..2020-12" in by_oni.notes
+    assert "note: observed phase from RONI" in by_roni.table()
+
+
 def test_climatology_years_fall_back_to_the_latest_complete_thirty() -> None:
     assert climatology_years(month_range("1960-01", "2020-12"), (1991, 2020)) == (1991, 2020)
     assert climatology_years(month_range("1950-01", "1985-06"), (1991, 2020)) == (1955, 1984)
@@ -281,6 +300,30 @@ def test_the_report_assembled_from_the_store_renders_its_forecast(filled: Engine
     rendered = render_report(data)
     for expected in (template.version, "Jun 2020", f"{data.forecast.leads['nino34_anomaly'].iloc[0]:+.2f}"):
         assert expected in rendered.html
+
+
+def test_the_report_shows_oni_and_roni_and_its_phases_follow_the_phase_index(store: Engine,
+                                                                             tmp_path: Path) -> None:
+    by_roni = assemble_report(store, settings_for("sqlite://", tmp_path), INIT)
+    by_oni = assemble_report(store, settings_for("sqlite://", tmp_path, phase_index="oni"), INIT)
+    index, relative = load_index(store), load_relative_index(store)
+    month = pd.Period(str(INIT), "M")  # the store holds July 2020 too, so the ONI and RONI of June are known
+    for data in (by_roni, by_oni):  # both indices, side by side, whichever defines the phase
+        assert (data.current.oni_month, data.current.roni_month) == (INIT, INIT)
+        assert data.current.oni == index.loc[month, "oni"] and data.current.roni == relative.loc[month, "roni"]
+    assert (by_roni.current.phase_index, by_oni.current.phase_index) == ("roni", "oni")
+    assert by_roni.current.observed_phase == relative.loc[month, "phase"]
+    assert by_oni.current.observed_phase == index.loc[month, "phase"]
+    assert by_roni.current.phase_source == "RONI: CPC's relative Niño 3.4 file 1960-01..2020-12"
+    by_roni_table, by_oni_table = by_roni.verification.contingency, by_oni.verification.contingency
+    observed_el_nino = [relative.loc[pd.Period(str(m + 1), "M"), "phase"] == "el_nino"
+                        for m in month_range(*HINDCAST)]
+    assert int(by_roni_table["el_nino"].sum()) == sum(observed_el_nino)  # columns: the RONI phase of the target
+    assert not by_roni_table.equals(by_oni_table)
+    outcomes = by_roni.outcomes.dropna(subset=["observed_phase"])
+    assert outcomes["observed_phase"].tolist() == [relative.loc[t, "phase"] for t in outcomes["target_month"]]
+    assert "from its RONI (ENSO_PHASE_INDEX)" in " ".join(by_roni.method.caveats)
+    assert "Observed phase (from ONI)" in render_report(by_oni).html
 
 
 def test_a_stored_lead1_grid_becomes_the_predicted_map(store: Engine, tmp_path: Path, template: Template) -> None:

@@ -28,7 +28,7 @@ from enso.verify import (
     rmse,
     score_table,
 )
-from tests.realdata import REALDATA
+from tests.realdata import REALDATA, need
 
 MCNOLDY_2020 = REALDATA / "mcnoldy_ONI_NINO34_1854-2020.txt"
 #: Row and column order of the tables in verification.md and reference-method.md.
@@ -38,7 +38,7 @@ TRAINING = ("1891-01", "1989-12")
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    return parse_mcnoldy(MCNOLDY_2020.read_text(encoding="utf-8"), str(MCNOLDY_2020), with_climatology=True)
+    return parse_mcnoldy(need(MCNOLDY_2020).read_text(encoding="utf-8"), str(MCNOLDY_2020), with_climatology=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 -- Views for SQL users (PostgreSQL and SQLite), as the schema has them now. Migration 0002 created
 -- latest_forecast and forecast_verification; 0005 added index_current and index_observation (the
--- index became append-only vintages) and re-created forecast_verification on top of them.
+-- index became append-only vintages) and re-created forecast_verification on top of them; 0008
+-- added relative_index.
 
 -- The newest operational forecast for each lead: the latest init month, and of several
 -- models for it the one written last.
@@ -41,3 +42,15 @@ CREATE VIEW index_observation AS
 SELECT month, product, nino34, anomaly, oni, phase, source, vintage_id, updated_at
 FROM index_current
 WHERE product = 'nino34';
+
+-- The relative Niño 3.4 index and RONI (the phase index by default, ENSO_PHASE_INDEX=roni), one row per
+-- month: CPC's monthly file (product 'relative') where it has the month; before its first month, the
+-- relative index computed from the stored SST grids (product 'relative-grids'). Never mixed otherwise.
+CREATE VIEW relative_index AS
+SELECT c.month, c.anomaly AS relative_anomaly, c.oni AS roni, c.phase, c.product, c.source, c.vintage_id,
+       c.updated_at
+FROM index_current c
+WHERE c.product = 'relative'
+   OR (c.product = 'relative-grids'
+       AND (c.month < (SELECT min(r.month) FROM index_current r WHERE r.product = 'relative')
+            OR NOT EXISTS (SELECT 1 FROM index_current r WHERE r.product = 'relative')));

@@ -1,16 +1,27 @@
 """NOAA NCEI ERSST monthly netCDF: URLs, decoding, a writer of the same layout, and the stacked record.
 
-NCEI serves one file per month, ``ersst.v5.YYYYMM.nc``: variable ``sst`` (°C,
-float32) with dims (time=1, lev=1, lat=89, lon=180) on a 2° grid (lat -88..88,
-lon 0..358), ``_FillValue`` -999 on land. The time encoding differs by era
-(``minutes since 1854-01-01``, 360_day, up to 2007; ``days since 1854-01-15``,
-gregorian, from 2008), so the month is decoded from the numbers here, without
-cftime, and checked against the month asked for.
+NCEI serves one file per month, ``ersst.<version>.YYYYMM.nc``: variable ``sst``
+(°C, float32) with dims (time=1, lev=1, lat=89, lon=180) on a 2° grid (lat
+-88..88, lon 0..358), ``_FillValue`` -999 on land. The time encoding differs by
+era (``minutes since 1854-01-01``, 360_day, up to 2007; ``days since
+1854-01-15``, gregorian, from 2008), so the month is decoded from the numbers
+here, without cftime, and checked against the month asked for.
+
+Versions. NCEI discontinued ERSSTv5 in 2026 and CPC moved its indices to
+ERSSTv6 (see ``data-formats.md``). v5 files were observed (``../shared``); for v6
+the folder ``/pub/data/cmb/ersst/v5/v6/`` and the names ``ersst.v6.YYYYMM.nc``
+are inferred from public scripts that download them in 2025-2026, and the
+layout (variable ``sst`` with a ``lev`` axis, 2° grid, v6 from 1850-01) from
+the same scripts: nothing of v6 could be checked from here. So the version,
+the folder, the file template and the names of the variables are settings
+(:class:`ErsstLayout`), and any extra axis of length one (``lev``, ``zlev``) is
+dropped whatever its name.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -19,12 +30,18 @@ import pandas as pd
 import xarray as xr
 from scipy.io import netcdf_file
 
+from enso.config import ERSST_BASE_URLS
 from enso.grids import SSTGrid, normalise_orientation
 from enso.months import Month
 from enso.sources import InvalidFile
 from enso.sources.validate import check_month, validate_sst
 
-DEFAULT_TEMPLATE = "ersst.v5.{year:04d}{month:02d}.nc"
+#: The version of the files NCEI publishes now (where each version lies: ``enso.config.ERSST_BASE_URLS``).
+DEFAULT_VERSION = "v6"
+#: File name below the base URL; ``{version}``, ``{year}`` and ``{month}`` are filled in.
+DEFAULT_TEMPLATE = "ersst.{version}.{year:04d}{month:02d}.nc"
+#: First month of each version's record (v6 reaches back to 1850).
+FIRST_MONTHS = {"v5": Month.of(1854, 1), "v6": Month.of(1850, 1)}
 ERSST_SHAPE = (89, 180)
 ERSST_LAT = np.arange(-88.0, 89.0, 2.0)
 ERSST_LON = np.arange(0.0, 360.0, 2.0)
@@ -40,13 +57,44 @@ _DAYS_PER_UNIT = {"seconds": 1 / 86400, "minutes": 1 / 1440, "hours": 1 / 24, "d
 _STANDARD_CALENDARS = {"standard", "gregorian", "proleptic_gregorian"}
 
 
-def ersst_url(month: Month | str, base_url: str, template: str = DEFAULT_TEMPLATE) -> str:
-    """URL of one month's file: ``<base>/<template filled with year and month>``."""
+@dataclass(frozen=True)
+class ErsstLayout:
+    """The names inside an ERSST file: the SST variable and its time, latitude and longitude axes."""
+
+    variable: str = "sst"
+    time: str = "time"
+    lat: str = "lat"
+    lon: str = "lon"
+
+
+#: NCEI's names (v5 observed, v6 inferred).
+DEFAULT_LAYOUT = ErsstLayout()
+
+
+def ersst_url(month: Month | str, base_url: str, template: str = DEFAULT_TEMPLATE,
+              version: str = DEFAULT_VERSION) -> str:
+    """URL of one month's file: ``<base>/<template filled with version, year and month>``."""
     month = Month.parse(month)
-    return f"{base_url.rstrip('/')}/{template.format(year=month.year, month=month.month)}"
+    return f"{base_url.rstrip('/')}/{template.format(version=version, year=month.year, month=month.month)}"
 
 
-def decode_ersst(path: str | Path, month: Month) -> SSTGrid:
+def ersst_base_url(version: str, configured: str = "") -> str:
+    """The folder of a version's monthly files: ``configured`` if given, else NCEI's known folder."""
+    if configured:
+        return configured
+    try:
+        return ERSST_BASE_URLS[version]
+    except KeyError:
+        raise ValueError(f"no known NCEI folder for ERSST {version!r} (known: {', '.join(ERSST_BASE_URLS)}): "
+                         "set ENSO_ERSST_BASE_URL to the folder of its monthly files") from None
+
+
+def product_version(version: str) -> str:
+    """The product version stored with every ERSST grid, e.g. ``ersst v6``."""
+    return f"ersst {version}"
+
+
+def decode_ersst(path: str | Path, month: Month, layout: ErsstLayout = DEFAULT_LAYOUT) -> SSTGrid:
     """Decode and validate one NCEI monthly file that must hold ``month``.
 
     Land (``_FillValue``) becomes NaN, orientation is normalised, and the grid is
@@ -54,20 +102,20 @@ def decode_ersst(path: str | Path, month: Month) -> SSTGrid:
     ``sst``, holds several or another month raises :class:`InvalidFile`.
     """
     month = Month.parse(month)
-    grids = _read_grids(path, month)
+    grids = _read_grids(path, month, layout)
     if len(grids) != 1:
         raise InvalidFile(path, month, f"holds {len(grids)} time steps, expected one month")
     check_month(grids[0].month, month, file=path)
     return _validate(grids[0], path)
 
 
-def read_ersst_stack(path: str | Path) -> Iterator[SSTGrid]:
+def read_ersst_stack(path: str | Path, layout: ErsstLayout = DEFAULT_LAYOUT) -> Iterator[SSTGrid]:
     """Yield each month of a stacked ERSST file (dims time, lat, lon), validated, in file order.
 
     Reads the packed values once (the 1854-2010 record is int16, zlib) and
     unpacks one month at a time to float32.
     """
-    for grid in _read_grids(path, None):
+    for grid in _read_grids(path, None, layout):
         yield _validate(grid, path)
 
 
@@ -114,22 +162,32 @@ def _validate(grid: SSTGrid, path: str | Path) -> SSTGrid:
                         expected_lon=ERSST_LON, value_range=ERSST_VALUE_RANGE)
 
 
-def _read_grids(path: str | Path, month: Month | None) -> list[SSTGrid]:
-    """Every time step of ``sst`` in the file as an (unvalidated) grid, land NaN, orientation normalised."""
+def _read_grids(path: str | Path, month: Month | None, layout: ErsstLayout = DEFAULT_LAYOUT) -> list[SSTGrid]:
+    """Every time step of the SST variable as an (unvalidated) grid, land NaN, orientation normalised."""
+    axes = (layout.time, layout.lat, layout.lon)
     try:
         with xr.open_dataset(path, decode_times=False, mask_and_scale=False) as ds:
-            if "sst" not in ds:
-                raise InvalidFile(path, month, f"no variable 'sst' (has {sorted(ds.data_vars)}): not an ERSST file")
-            sst = ds["sst"]
-            if "lev" in sst.dims:
-                sst = sst.isel(lev=0)
-            if sst.dims != ("time", "lat", "lon"):
-                raise InvalidFile(path, month, f"sst has dims {sst.dims}, expected (time, [lev,] lat, lon)")
+            if layout.variable not in ds:
+                raise InvalidFile(path, month, f"no variable {layout.variable!r} (has {sorted(ds.data_vars)}): "
+                                               "not an ERSST file, or set ENSO_ERSST_VARIABLE")
+            sst = ds[layout.variable]
+            lacking = [axis for axis in axes if axis not in sst.dims]
+            if lacking:
+                raise InvalidFile(path, month, f"{layout.variable} has dims {sst.dims}, no axis {lacking[0]!r}: not "
+                                               "an ERSST file, or set ENSO_ERSST_TIME_NAME / _LAT_NAME / _LON_NAME")
+            sst = sst.isel({dim: 0 for dim in sst.dims if dim not in axes and sst.sizes[dim] == 1})
+            if sst.dims != axes:
+                raise InvalidFile(path, month, f"{layout.variable} has dims {sst.dims}, expected "
+                                               f"({layout.time}, [lev,] {layout.lat}, {layout.lon})")
             packed = sst.values
             attrs = dict(sst.attrs)
-            lat, lon = ds["lat"].values, ds["lon"].values
-            times = ds["time"].values
-            units, calendar = ds["time"].attrs.get("units", ""), ds["time"].attrs.get("calendar", "standard")
+            lat, lon = ds[layout.lat].values, ds[layout.lon].values
+            times = ds[layout.time].values
+            units = ds[layout.time].attrs.get("units", "")
+            calendar = ds[layout.time].attrs.get("calendar", "standard")
+    except KeyError as exc:
+        raise InvalidFile(path, month, f"no coordinate variable {exc} beside {layout.variable!r}: not an ERSST "
+                                       "file, or set ENSO_ERSST_TIME_NAME / _LAT_NAME / _LON_NAME") from exc
     except (OSError, ValueError) as exc:
         raise InvalidFile(path, month, f"not a readable netCDF file ({exc}): download it again") from exc
     months = [_decode_month(float(t), units, calendar, path, month) for t in times]

@@ -1,4 +1,4 @@
-"""NOAA / McNoldy Niño 3.4 index files: parsers, completion, McNoldy discovery, a CPC writer.
+"""NOAA / McNoldy Niño 3.4 index files: parsers, completion, McNoldy discovery, CPC writers.
 
 Every parser returns an *index table*: a ``pandas.DataFrame`` indexed by a
 monthly ``PeriodIndex`` named ``month`` (strictly increasing), with columns
@@ -13,6 +13,12 @@ Months with no value at all (placeholder rows) are dropped. Values are the
 file's own; :func:`complete_index` derives the columns a file does not have.
 A malformed file raises :class:`~enso.sources.InvalidFile` naming the file,
 the row's month (or line number) and the problem.
+
+CPC's *relative* index files (``Rnino34.ascii.txt`` monthly, ``RONI.ascii.txt``
+seasonal; see :mod:`enso.relative`) give tables of the same shape with
+``attrs["relative"] = True``: ``anomaly`` holds the monthly relative Niño 3.4
+anomaly and ``oni`` the RONI (the relative ONI), so :func:`complete_index`
+derives RONI and the phase exactly as it derives ONI.
 """
 
 from __future__ import annotations
@@ -32,7 +38,16 @@ from enso.sources import DownloadFailed, InvalidFile, NotPublished
 
 COLUMNS = ("nino34", "anomaly", "oni", "phase")
 VALUE_COLUMNS = COLUMNS[:3]
-FORMATS = ("cpc-monthly", "mcnoldy", "cpc-oni", "psl", "cpc-detrend")
+#: Files of the traditional Niño 3.4 index (what ENSO_INDEX_FORMAT chooses from).
+TRADITIONAL_FORMATS = ("cpc-monthly", "mcnoldy", "cpc-oni", "psl", "cpc-detrend", "cpc-detrend-sst")
+#: CPC's relative index files: monthly ``Rnino34.ascii.txt`` and seasonal ``RONI.ascii.txt``.
+RELATIVE_FORMATS = ("cpc-rnino34", "cpc-roni")
+FORMATS = TRADITIONAL_FORMATS + RELATIVE_FORMATS
+#: ``attrs["anomaly_base"]`` of a file whose anomalies are against a climatology that moves with time
+#: (CPC's ONI and ClimAdjust, McNoldy's "30-year ... updated every 5 years"); else the base's years.
+SLIDING_BASE = "sliding 30-year"
+#: The fixed base of CPC's relative index files (RONI), as CPC states it.
+RELATIVE_BASE = "1991-2020"
 #: Missing-value code of the CPC, McNoldy and PSL tables.
 MISSING = -99.99
 #: Plausible ranges: a value outside is a broken row, not climate.
@@ -46,6 +61,9 @@ LISTING_LIMIT = 1 << 20
 CPC_MONTHLY_HEADER = " YR   MON  NINO1+2  ANOM   NINO3    ANOM   NINO4    ANOM   NINO3.4  ANOM"
 CPC_DETREND_HEADER = " YR   MON  TOTAL ClimAdjust ANOM "
 CPC_ONI_HEADER = " SEAS  YR   TOTAL   ANOM"
+#: CPC's monthly relative Niño 3.4 (``Rnino34.ascii.txt``, from 1949-12) and seasonal RONI (``RONI.ascii.txt``).
+CPC_RNINO34_HEADER = " YR   MTH   ANOM"
+CPC_RONI_HEADER = " SEAS  YR   ANOM"
 MCNOLDY_HEADER = "YEAR  MON/MMM  NINO34_MEAN  NINO34_CLIM  NINO34_ANOM          ONI  PHASE"
 MCNOLDY_DESCRIPTION_LINES = 8
 #: PHASE letters of McNoldy's table; M (missing) is a month without ONI.
@@ -90,6 +108,9 @@ def parse_index(text: str, fmt: str, file: str) -> pd.DataFrame:
         "cpc-oni": parse_cpc_oni,
         "psl": parse_psl,
         "cpc-detrend": parse_cpc_detrend,
+        "cpc-detrend-sst": parse_cpc_detrend_sst,
+        "cpc-rnino34": parse_cpc_rnino34,
+        "cpc-roni": parse_cpc_roni,
     }
     if fmt not in parsers:
         raise ValueError(f"unknown index format {fmt!r}; known: {', '.join(FORMATS)}")
@@ -102,7 +123,20 @@ def parse_cpc_monthly(text: str, file: str) -> pd.DataFrame:
     Header ``YR MON NINO1+2 ANOM NINO3 ANOM NINO4 ANOM NINO3.4 ANOM`` (compared
     word by word, spacing free), then one row of 10 numbers per month.
     """
-    return _parse_month_rows(text, file, "cpc-monthly", CPC_MONTHLY_HEADER, nino34_col=8, anomaly_col=9)
+    table = _parse_month_rows(text, file, "cpc-monthly", CPC_MONTHLY_HEADER, nino34_col=8, anomaly_col=9)
+    base = _base_in_name(file)
+    if base:
+        table.attrs["anomaly_base"] = base
+    return table
+
+
+def _base_in_name(file: str) -> str | None:
+    """The base period CPC writes into a file name (``ersst5.nino.mth.91-20.ascii`` -> ``1991-2020``), or None."""
+    match = re.search(r"\.(\d\d)-(\d\d)\.ascii", file)
+    if not match:
+        return None
+    first = int(match.group(1)) + (1900 if int(match.group(1)) >= 50 else 2000)
+    return f"{first}-{first + 29}" if (first + 29) % 100 == int(match.group(2)) else None
 
 
 def parse_cpc_detrend(text: str, file: str) -> pd.DataFrame:
@@ -112,7 +146,49 @@ def parse_cpc_detrend(text: str, file: str) -> pd.DataFrame:
     means of it reproduce ``oni.ascii.txt``.
     """
     table = _parse_month_rows(text, file, "cpc-detrend", CPC_DETREND_HEADER, nino34_col=2, anomaly_col=4)
-    table.attrs["anomaly_base"] = "CPC sliding 30-year climatology (ClimAdjust)"
+    table.attrs["anomaly_base"] = SLIDING_BASE
+    table.attrs["anomaly_base_note"] = "CPC's sliding 30-year climatology (ClimAdjust)"
+    return table
+
+
+def parse_cpc_detrend_sst(text: str, file: str) -> pd.DataFrame:
+    """CPC ``detrend.nino34.ascii.txt`` read for its monthly Niño 3.4 SST (TOTAL) only.
+
+    The file's ANOM is against CPC's sliding 30-year climatology, which differs
+    from decade to decade; dropping it lets :func:`complete_index` compute the
+    anomalies against one fixed base (ENSO_ANOMALY_BASE, 1991-2020), the base of
+    ``ersst5.nino.mth.91-20.ascii`` and of RONI. The layout is checked exactly
+    as :func:`parse_cpc_detrend` does, ANOM included.
+    """
+    table = _parse_month_rows(text, file, "cpc-detrend", CPC_DETREND_HEADER, nino34_col=2, anomaly_col=4)
+    table["anomaly"] = np.nan
+    table.attrs["format"] = "cpc-detrend-sst"
+    return table
+
+
+def parse_cpc_rnino34(text: str, file: str) -> pd.DataFrame:
+    """CPC ``Rnino34.ascii.txt``: the monthly relative Niño 3.4 anomaly, header ``YR MTH ANOM``.
+
+    One row of three numbers per month (month not zero-padded), ``-99.99`` for a
+    missing value. ``anomaly`` = ANOM (already rescaled by CPC to the traditional
+    index's amplitude, 1991-2020 base); ``nino34`` stays NaN. RONI and the phase
+    follow from :func:`complete_index`.
+    """
+    table = _parse_month_rows(text, file, "cpc-rnino34", CPC_RNINO34_HEADER, nino34_col=None, anomaly_col=2,
+                              anomaly_what="relative Niño 3.4 anomaly")
+    table.attrs.update(relative=True, anomaly_base=RELATIVE_BASE)
+    return table
+
+
+def parse_cpc_roni(text: str, file: str) -> pd.DataFrame:
+    """CPC ``RONI.ascii.txt``: seasons ``SEAS YR ANOM`` mapped to their centre month (``oni`` = RONI).
+
+    The seasons and YR (the centre month's year) as in ``oni.ascii.txt``: DJF
+    1950 -> 1950-01. A season appears once its last month is in, and the last
+    two values may be revised. ``nino34`` and ``anomaly`` stay NaN.
+    """
+    table = _parse_season_rows(text, file, "cpc-roni", CPC_RONI_HEADER, what="RONI")
+    table.attrs.update(relative=True, anomaly_base=RELATIVE_BASE)
     return table
 
 
@@ -153,6 +229,7 @@ def parse_mcnoldy(text: str, file: str, *, with_climatology: bool = False) -> pd
             _check_range(value, ANOMALY_RANGE, what, file, month, number)
         rows.add(month, nino34=mean, anomaly=anomaly, oni=oni, phase=MCNOLDY_PHASES[fields[6]])
     table = _table(rows, "mcnoldy", file)
+    table.attrs["anomaly_base"] = SLIDING_BASE  # "30-year monthly average SST, updated every 5 years"
     if with_climatology:
         table["climatology"] = [climatology[Month.of(p.year, p.month)] for p in table.index]
     return table
@@ -164,18 +241,9 @@ def parse_cpc_oni(text: str, file: str) -> pd.DataFrame:
     YR is the year of the centre month (DJF 1950 -> 1950-01, NDJ 1950 -> 1950-12);
     ``oni`` = ANOM; ``nino34`` and ``anomaly`` stay NaN (TOTAL is a 3-month mean).
     """
-    lines = _check_header(text, file, CPC_ONI_HEADER)
-    rows = _Rows.empty()
-    for number, line in lines:
-        fields = line.split()
-        if len(fields) != 4 or fields[0] not in ONI_SEASONS:
-            raise InvalidFile(file, None, f"line {number}: expected 'SEAS YR TOTAL ANOM' with SEAS in "
-                                          f"{'/'.join(ONI_SEASONS)}, found {quote(line.strip())}")
-        month = _month_of(fields[1], str(ONI_SEASONS.index(fields[0]) + 1), file, number)
-        _total, oni = _numbers(fields[2:4], file, month, number)
-        _check_range(oni, ANOMALY_RANGE, "ONI", file, month, number)
-        rows.add(month, oni=oni)
-    return _table(rows, "cpc-oni", file)
+    table = _parse_season_rows(text, file, "cpc-oni", CPC_ONI_HEADER, what="ONI")
+    table.attrs["anomaly_base"] = SLIDING_BASE  # CPC's ONI: centred 30-year bases, updated every 5 years
+    return table
 
 
 def parse_psl(text: str, file: str) -> pd.DataFrame:
@@ -222,6 +290,9 @@ def parse_psl(text: str, file: str) -> pd.DataFrame:
     table = _table(rows, "psl", file)
     table.attrs["psl_kind"] = "absolute" if absolute else "anomaly"
     table.attrs["description"] = "\n".join(line.strip() for line in lines[n_years + 2:] if line.strip())
+    stated = re.search(r"anomal\w* (?:from|relative to|wrt) (\d{4})\s*-\s*(\d{4})", table.attrs["description"], re.I)
+    if not absolute and stated:
+        table.attrs["anomaly_base"] = f"{stated.group(1)}-{stated.group(2)}"
     return table
 
 
@@ -234,8 +305,8 @@ def _psl_missing_code(line: str) -> float | None:
     return fields[0] if len(fields) == 1 else None
 
 
-def _parse_month_rows(text: str, file: str, fmt: str, header: str, *, nino34_col: int,
-                      anomaly_col: int) -> pd.DataFrame:
+def _parse_month_rows(text: str, file: str, fmt: str, header: str, *, nino34_col: int | None,
+                      anomaly_col: int, anomaly_what: str = "Niño 3.4 anomaly") -> pd.DataFrame:
     """Rows ``YR MON v1 .. vk`` (k = header words - 2): Niño 3.4 and its anomaly at the given columns."""
     n_fields = len(header.split())
     rows = _Rows.empty()
@@ -243,10 +314,28 @@ def _parse_month_rows(text: str, file: str, fmt: str, header: str, *, nino34_col
         fields = line.split()
         month = _row_month(fields, file, number, expected_fields=n_fields)
         values = _numbers(fields[2:], file, month, number)
-        mean, anomaly = values[nino34_col - 2], values[anomaly_col - 2]
+        mean = values[nino34_col - 2] if nino34_col is not None else math.nan
+        anomaly = values[anomaly_col - 2]
         _check_range(mean, NINO34_RANGE, "Niño 3.4 SST", file, month, number)
-        _check_range(anomaly, ANOMALY_RANGE, "Niño 3.4 anomaly", file, month, number)
+        _check_range(anomaly, ANOMALY_RANGE, anomaly_what, file, month, number)
         rows.add(month, nino34=mean, anomaly=anomaly)
+    return _table(rows, fmt, file)
+
+
+def _parse_season_rows(text: str, file: str, fmt: str, header: str, *, what: str) -> pd.DataFrame:
+    """Rows ``SEAS YR [TOTAL] ANOM`` of CPC's seasonal tables; the last field goes to ``oni``."""
+    n_fields = len(header.split())
+    layout = " ".join(header.split())
+    rows = _Rows.empty()
+    for number, line in _check_header(text, file, header):
+        fields = line.split()
+        if len(fields) != n_fields or fields[0] not in ONI_SEASONS:
+            raise InvalidFile(file, None, f"line {number}: expected {layout!r} with SEAS in "
+                                          f"{'/'.join(ONI_SEASONS)}, found {quote(line.strip())}")
+        month = _month_of(fields[1], str(ONI_SEASONS.index(fields[0]) + 1), file, number)
+        value = _numbers(fields[2:], file, month, number)[-1]
+        _check_range(value, ANOMALY_RANGE, what, file, month, number)
+        rows.add(month, oni=value)
     return _table(rows, fmt, file)
 
 
@@ -421,7 +510,7 @@ def discover_mcnoldy_url(base_url: str, session: requests.Session, year: int, ti
                                      "set the index URL to the current file explicitly")
 
 
-# ----------------------------------------------------------------------------- writer
+# ----------------------------------------------------------------------------- writers
 
 
 def format_cpc_monthly(table: pd.DataFrame) -> str:
@@ -436,4 +525,29 @@ def format_cpc_monthly(table: pd.DataFrame) -> str:
     for period, mean, anomaly in zip(table.index, table["nino34"], table["anomaly"]):
         values = "".join(f"{MISSING if pd.isna(v) else v:8.2f}" for v in (mean, anomaly))
         lines.append(f"{period.year:4d}{period.month:4d}{filler}{values}")
+    return "\n".join(lines) + "\n"
+
+
+def format_cpc_rnino34(anomaly: pd.Series) -> str:
+    """Write monthly relative Niño 3.4 anomalies in CPC's ``Rnino34.ascii.txt`` layout (``YR MTH ANOM``).
+
+    ``anomaly`` is indexed by a monthly ``PeriodIndex``; missing values are
+    written as -99.99, values rounded to 0.01 as CPC does (the column layout
+    of CPC's other monthly tables); :func:`parse_cpc_rnino34` reads it back.
+    """
+    lines = [CPC_RNINO34_HEADER]
+    for period, value in anomaly.items():
+        lines.append(f"{period.year:4d}{period.month:4d}{MISSING if pd.isna(value) else value:8.2f}")
+    return "\n".join(lines) + "\n"
+
+
+def format_cpc_roni(roni: pd.Series) -> str:
+    """Write RONI (indexed by the centre month) in CPC's ``RONI.ascii.txt`` layout (``SEAS YR ANOM``).
+
+    Months without a value (the newest, whose season is not complete) are left
+    out, as CPC does; :func:`parse_cpc_roni` reads it back.
+    """
+    lines = [CPC_RONI_HEADER]
+    for period, value in roni.dropna().items():
+        lines.append(f"  {ONI_SEASONS[period.month - 1]} {period.year:4d} {value:6.2f}")
     return "\n".join(lines) + "\n"
