@@ -1,30 +1,40 @@
-"""Forecast skill on the real NOAA ERSSTv5 record: the model against every baseline, out of sample.
+"""Forecast skill on the real NOAA ERSSTv5 record: the production recipe against every baseline, out of sample.
 
 The data take the operational path: the real 1854-01..2010-12 grids are written
 as NCEI's per-month netCDF files into a local mirror (var/bench/ersst-mirror,
 reused), served on 127.0.0.1 with McNoldy's real Niño 3.4 table (ERSSTv5,
 1854-2022), and backfilled with source ``ersst`` into a fresh SQLite store
-(var/bench/skill/store.sqlite). The store's index (McNoldy's) is the training
-target; it reaches back to 1854, which the detrended anomalies need.
+(var/bench/skill/store.sqlite).
 
-Periods: training on init months up to 1979-12; early stopping and every choice
-on 1980-01..1989-12; scored on init months 1990-01..2010-12 (out of sample;
-252 per lead) against CPC's monthly Niño 3.4 anomalies (1991-2020 base). A
-forecast of absolute Niño 3.4 (the model's, the linear model's grid anomaly plus
-its 1981-2010 grid climatology) becomes an anomaly by subtracting CPC's
-1991-2020 climatology of the target month, so every forecaster is scored on the
-same anomalies. Baselines: persistence and damped persistence (per lead and
-init calendar month, fitted on the store's index 1891-1989), climatology
-(anomaly 0), the linear EOF model of verification.md (fitted up to 1979, alpha
-on 1980-1989, refit 1891-1989), and keydana2021 at lead 1.
+The model is trained exactly as production trains it: ``db.forecasting.train_and_register``
+(the grids' own Niño 3.4 as the target over the whole record, the EOF ridge base, the
+preset's refit, promotion against the champion and the baselines) and forecasts with
+``db.forecasting.hindcast``. Two recipes:
 
-Prints ACC/RMSE per lead, phase scores at leads 1-6 (observed phase from the ONI
-of CPC's anomalies; RPSS against the training period's phase climatology), a
-90% year-block bootstrap interval of the model's RMSE minus each baseline's,
-and a MET/MISS line per goal. Writes benchmarks/results/skill.json.
-About 15-50 minutes on 2 CPU cores (the cpu-small ensemble and one keydana2021 epoch dominate).
+* **research**: train on init months up to 1979-12, select (early stopping, ridge
+  penalties, spread calibration) on 1980-01..1989-12, refit up to 1989-12; scored on
+  init months 1990-01..2010-12 (252 per lead).
+* **operational**: the rolling windows of operation replayed on data up to 2010: a
+  retrain every five years (Jan 1990, 1995, 2000, 2005) on all data up to the month
+  before, selection on its last ``ENSO_VALID_YEARS`` (10) years, each model forecasting
+  the five years that follow (252 init months in all).
 
-    make bench-skill             # or: python -m benchmarks.bench_skill --keydana-epochs 0
+Scored against CPC's monthly Niño 3.4 anomalies (1991-2020 base): every forecast of
+absolute Niño 3.4 becomes an anomaly by subtracting CPC's 1991-2020 climatology of the
+target month. Baselines, all causal (fitted on data before the scored inits only;
+anomaly bases ending before them): persistence and centred damped persistence (per lead
+and init calendar month, on CPC's anomalies up to the retrain), climatology, and the
+linear EOF model of verification.md (its SST and Niño 3.4 anomalies against the 30
+years ending at the retrain; fitted up to the training end, alpha on the selection
+years, refit through them). Phase probabilities: RPSS and Brier skill against the
+phase frequencies of the 30 years before the scored inits; reliability per phase.
+
+Prints ACC/RMSE per lead, phase scores, a 90% year-block bootstrap interval of the
+model's RMSE minus each baseline's, and a MET/MISS line per goal of issue 9, for
+both recipes. Writes benchmarks/results/skill.json. About 45-60 minutes on 2 CPU
+cores (five cpu-small trainings with their refits).
+
+    make bench-skill             # or: python -m benchmarks.bench_skill --no-operational
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import json
 import os
 import platform
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,18 +53,19 @@ import torch
 
 from db import store
 from db.engine import make_engine
-from db.forecasting import load_model_cube
+from db.forecasting import hindcast, train_and_register
 from db.ingest import backfill, ingest_index
 from db.migrate import upgrade
 from enso import nino34, verify
-from enso.baselines import Climatology, DampedPersistence, LinearEOFModel, Persistence, gaussian_phase_probabilities
+from enso.baselines import (Climatology, DampedPersistence, LinearEOFModel, Persistence, causal_base,
+                            gaussian_phase_probabilities)
 from enso.config import Settings
 from enso.mirror import MirrorServer, write_grid_mirror
-from enso.model import TrainedModel, get_preset, predict, train
-from enso.model.phases import forecast_oni
+from enso.model.phases import forecast_oni, spread_at
 from enso.model.predict import resolve_device
-from enso.model.presets import FORECAST_LEADS, ResidualDesign
+from enso.model.presets import FORECAST_LEADS
 from enso.months import Month
+from enso.nino34 import PHASES
 from enso.sources.ersst import read_ersst_stack
 from enso.sources.index import parse_cpc_monthly
 
@@ -64,36 +76,20 @@ MCNOLDY = Path("realdata/mcnoldy_ONI_NINO34_1854-2022.txt")
 CPC_MONTHLY = Path("realdata/cpc_ersst5.nino.mth.91-20_1950-01_2025-07.ascii")
 
 FIRST, LAST = Month.of(1854, 1), Month.of(2010, 12)
-TRAIN_END, VALID_END = Month.of(1979, 12), Month.of(1989, 12)
-#: The linear model's and the damped persistence's data start (verification.md: refit 1891-1989).
-BASELINE_START = Month.of(1891, 1)
+RESEARCH = (Month.of(1979, 12), Month.of(1989, 12))
+#: Operational replay: retrain at the start of each of these years, forecast until the next (or 2010-12).
+RETRAIN_YEARS = (1990, 1995, 2000, 2005)
 TEST_INITS = pd.period_range("1990-01", "2010-12", freq="M")
 CPC_BASE = (1991, 2020)
 PHASE_LEADS = tuple(range(1, 7))
 LEADS = tuple(FORECAST_LEADS)
 BASELINES = ("persistence", "damped_persistence", "linear_eof")
 LABELS = {"model": "model", "persistence": "persistence", "damped_persistence": "damped pers.",
-          "linear_eof": "linear EOF", "climatology": "climatology", "keydana2021": "keydana2021"}
-
-
-def on_cpc_base(frame: pd.DataFrame, model: TrainedModel, cpc: pd.DataFrame) -> pd.DataFrame:
-    """A model's forecast frame with anomalies against CPC's 1991-2020 climatology of each target month.
-
-    The residual design's ONI, phase and Gaussian phase probabilities are derived
-    again from those anomalies (and CPC's init-month anomaly); Keydana's phase
-    head is kept, as the reference verified it.
-    """
-    out = frame.copy()
-    out["nino34_anomaly"] = out["nino34"] - cpc_climatology(cpc).reindex(out["target_month"].dt.month).to_numpy()
-    if isinstance(model.preset.design, ResidualDesign):
-        anomaly = out["nino34_anomaly"].to_numpy().reshape(-1, len(LEADS))
-        init = cpc["anomaly"].reindex(pd.PeriodIndex(out["init_month"].iloc[::len(LEADS)])).to_numpy()
-        oni = forecast_oni(anomaly, init).ravel()
-        out["oni"] = oni
-        out[list(verify.PROBABILITY_COLUMNS)] = gaussian_phase_probabilities(
-            oni, np.tile(model.statistics["oni_error_sd"], len(oni) // len(LEADS)))
-        out["phase"] = nino34.phases_of(oni).to_numpy()
-    return out
+          "linear_eof": "linear EOF", "climatology": "climatology"}
+#: Goal of issue 9: forecast probabilities within this of the observed frequency in every populated bin.
+RELIABILITY_TOLERANCE = 0.1
+#: Fewest forecasts a reliability bin needs to count as populated.
+RELIABILITY_MIN_COUNT = 10
 
 
 def cpc_climatology(cpc: pd.DataFrame) -> pd.Series:
@@ -137,7 +133,7 @@ def stage(timings: dict[str, float], name: str, t0: float) -> float:
     return time.perf_counter()
 
 
-def build_store(args: argparse.Namespace, timings: dict[str, float]) -> tuple[object, dict]:
+def build_store(args: argparse.Namespace, timings: dict[str, float]) -> tuple[object, dict, Settings]:
     """Mirror of the real grids and index -> HTTP on 127.0.0.1 -> backfill into a fresh SQLite store."""
     t0 = time.perf_counter()
     manifest = write_grid_mirror(args.mirror, read_ersst_stack(args.shared / ERSST_STACK), "ersst",
@@ -167,52 +163,7 @@ def build_store(args: argparse.Namespace, timings: dict[str, float]) -> tuple[ob
     source = {"sst": f"ersst {FIRST}..{LAST} via {args.mirror} (real NOAA ERSSTv5, {args.shared / ERSST_STACK})",
               "index": f"mcnoldy ({args.shared / MCNOLDY}), served at {index_url}",
               "store": str(db_file), "backfill": summary.report().splitlines()[0]}
-    return engine, source
-
-
-def train_and_predict(engine, preset_name: str, index: pd.DataFrame, cpc: pd.DataFrame, *, device: str,
-                      seed: int, epochs: int | None, batch_size: int, timings: dict[str, float],
-                      label: str) -> tuple[TrainedModel, pd.DataFrame]:
-    """Train a preset on the store's grids and index; forecast the test inits; anomalies on CPC's base."""
-    preset = get_preset(preset_name)
-    t0 = time.perf_counter()
-    cube = load_model_cube(engine, "ersst", preset, FIRST, LAST)
-    model = train(preset, cube, index, train_end=TRAIN_END, valid_end=VALID_END, device=device, seed=seed,
-                  max_epochs=epochs)
-    t0 = stage(timings, f"{label}_train", t0)
-    frame = predict(model, cube, index, [str(p) for p in TEST_INITS], device=device, batch_size=batch_size)
-    stage(timings, f"{label}_predict", t0)
-    return model, on_cpc_base(frame, model, cpc)
-
-
-def linear_eof_forecasts(engine, cpc: pd.DataFrame) -> tuple[LinearEOFModel, pd.DataFrame]:
-    """The linear EOF model on the store's grids, its anomalies moved from the grids' 1981-2010 base to CPC's."""
-    model = LinearEOFModel()
-    cube = store.load_cube(engine, "ersst", BASELINE_START, LAST, lat_range=model.lat_range,
-                           lon_range=model.lon_range)
-    sst, grid_anomaly = model.inputs(cube, base=(1981, 2010))
-    model.fit(sst, grid_anomaly, TRAIN_END, VALID_END)
-    frame = model.predict(sst, grid_anomaly, TEST_INITS)
-    grid_climatology = nino34.climatology(store.grid_nino34(engine, "ersst"), (1981, 2010))
-    shift = (grid_climatology - cpc_climatology(cpc)).reindex(frame["target_month"].dt.month).to_numpy()
-    frame["nino34_anomaly"] += shift
-    return model, frame
-
-
-def validation_baselines(index: pd.DataFrame, persistence: Persistence, damped: DampedPersistence,
-                         model: TrainedModel) -> dict[str, dict[str, list]]:
-    """Validation-period (selection) scores of the model and the persistence baselines on the store's index."""
-    window = model.data_window
-    inits = pd.period_range(window["valid_first_init"], window["valid_last_init"], freq="M")
-    observed = index["anomaly"].loc[:str(VALID_END)]
-    out = {"model": {k: model.validation[k] for k in ("lead", "acc", "rmse")}}
-    for name, baseline in (("persistence", persistence), ("damped_persistence", damped)):
-        frame = verify.attach_observations(baseline.predict(index["anomaly"], inits), observed)
-        by_lead = frame.groupby("lead")
-        out[name] = {"lead": list(LEADS),
-                     "acc": [verify.acc(g["nino34_anomaly"], g["observed_anomaly"]).value for _, g in by_lead],
-                     "rmse": [verify.rmse(g["nino34_anomaly"], g["observed_anomaly"]).value for _, g in by_lead]}
-    return out
+    return engine, source, settings
 
 
 def fmt(value: float, width: int = 6, digits: int = 2) -> str:
@@ -223,16 +174,173 @@ def leads_where(mask: np.ndarray, leads: tuple[int, ...]) -> list[int]:
     return [lead for lead, bad in zip(leads, mask) if bad]
 
 
+def on_cpc_base(frame: pd.DataFrame, spread: np.ndarray, cpc: pd.DataFrame) -> pd.DataFrame:
+    """A model's forecast frame with anomalies against CPC's 1991-2020 climatology of each target month;
+    ONI, phase and Gaussian phase probabilities derived again from them (spread per target month and lead)."""
+    out = frame.sort_values(["init_month", "lead"]).reset_index(drop=True)
+    out["nino34_anomaly"] = out["nino34"] - cpc_climatology(cpc).reindex(out["target_month"].dt.month).to_numpy()
+    anomaly = out["nino34_anomaly"].to_numpy().reshape(-1, len(LEADS))
+    inits = pd.PeriodIndex(out["init_month"].iloc[::len(LEADS)])
+    oni = forecast_oni(anomaly, cpc["anomaly"].reindex(inits).to_numpy())
+    target_calendar = (inits.month.to_numpy()[:, None] - 1 + np.asarray(LEADS)[None, :]) % 12
+    out["oni"] = oni.ravel()
+    out[list(verify.PROBABILITY_COLUMNS)] = gaussian_phase_probabilities(
+        oni, spread_at(spread, target_calendar)).reshape(-1, len(PHASES))
+    out["phase"] = nino34.phases_of(oni.ravel()).to_numpy()
+    return out[["init_month", "lead", "target_month", "nino34_anomaly", *verify.PROBABILITY_COLUMNS, "phase"]]
+
+
+@dataclass
+class Segment:
+    """One trained model and the test inits it forecasts, with its baselines fitted on the same data."""
+
+    train_end: Month
+    valid_end: Month
+    inits: pd.PeriodIndex
+    version: str = ""
+    metrics: dict = field(default_factory=dict)
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def baseline_frames(engine, segment: Segment, cpc: pd.DataFrame, grid_nino34: pd.Series) -> dict[str, pd.DataFrame]:
+    """Persistence, centred damped persistence, climatology and the causal linear EOF model for the segment's
+    inits, fitted on data up to its valid_end (the linear model: up to train_end, alpha on the selection)."""
+    anomaly = cpc["anomaly"]
+    fit_end = str(segment.valid_end)
+    months = store.stored_months(engine, "ersst")
+    base = causal_base(months, segment.valid_end)
+    eof = LinearEOFModel(nino34_base=base)
+    cube = store.load_cube(engine, "ersst", FIRST, Month.parse(str(segment.inits[-1])), lat_range=eof.lat_range,
+                           lon_range=eof.lon_range)
+    sst, _ = eof.inputs(cube, base=base)
+    eof.fit(sst, grid_nino34, str(segment.train_end), fit_end)
+    eof_frame = eof.predict(sst, grid_nino34, segment.inits)
+    # the linear model forecasts the grids' Niño 3.4 (°C, via its causal base): to CPC's anomaly like the model's
+    eof_frame["nino34_anomaly"] -= cpc_climatology(cpc).reindex(eof_frame["target_month"].dt.month).to_numpy()
+    phases = nino34.phases_of(nino34.oni(anomaly))
+    reference = Month.of(base[0], 1), Month.of(base[1], 12)
+    return {
+        "persistence": Persistence(probabilities="gaussian").fit(anomaly, None, fit_end).predict(anomaly, segment.inits),
+        "damped_persistence": DampedPersistence(probabilities="gaussian").fit(anomaly, None, fit_end).predict(
+            anomaly, segment.inits),
+        "linear_eof": eof_frame,
+        "climatology": Climatology().fit(phases, str(reference[0]), str(reference[1])).predict(segment.inits),
+    }
+
+
+def run_segment(engine, settings: Settings, segment: Segment, cpc: pd.DataFrame, grid_nino34: pd.Series,
+                device: str) -> Segment:
+    """Train as production does (train_and_register), hindcast the segment's inits, fit its baselines."""
+    t0 = time.perf_counter()
+    result = train_and_register(engine, settings, train_end=segment.train_end, valid_end=segment.valid_end,
+                                device=device)
+    segment.version, segment.metrics = result.version, result.metrics
+    print(f"model {result.version}: {result.reason}")
+    first, last = Month.parse(str(segment.inits[0])), Month.parse(str(segment.inits[-1]))
+    forecast = hindcast(engine, first, last, version=result.version)
+    from db.registry import load_model
+
+    spread = load_model(engine, result.version).statistics["oni_error_sd"]
+    segment.frames = {"model": on_cpc_base(forecast.frame, spread, cpc),
+                      **baseline_frames(engine, segment, cpc, grid_nino34)}
+    segment.seconds = round(time.perf_counter() - t0, 1)
+    print(f"[segment {first}..{last}: {segment.seconds:.0f} s]", flush=True)
+    return segment
+
+
+def reliability_gaps(frame: pd.DataFrame, observed_phase: pd.Series) -> dict[str, float]:
+    """Per phase, the largest |observed frequency - mean probability| over bins with enough forecasts (leads 1-12)."""
+    joined = frame.assign(observed_phase=observed_phase.reindex(pd.PeriodIndex(frame["target_month"])).to_numpy())
+    joined = joined[joined["observed_phase"].notna()]
+    gaps = {}
+    for phase in PHASES:
+        table = verify.reliability(joined[f"p_{phase}"], (joined["observed_phase"] == phase).astype(float))
+        populated = table[table["count"] >= RELIABILITY_MIN_COUNT]
+        gaps[phase] = float((populated["observed_frequency"] - populated["mean_probability"]).abs().max())
+    return gaps
+
+
+def report(title: str, frames: dict[str, pd.DataFrame], cpc: pd.DataFrame, years: np.ndarray, args,
+           phase_reference: pd.DataFrame) -> dict:
+    """Print the tables and goals of one recipe; return its figures for skill.json."""
+    observed = cpc["anomaly"]
+    observed_phase = nino34.phases_of(nino34.oni(observed))
+    scores = {name: lead_scores(frame, observed, observed_phase, phase_reference) for name, frame in frames.items()}
+    errors = {name: squared_errors(frames[name], observed) for name in ("model",) + BASELINES}
+    rng = np.random.default_rng(args.seed)
+    intervals = ({name: year_block_interval(errors["model"], errors[name], years, args.bootstrap, rng)
+                  for name in BASELINES} if args.bootstrap > 0 else {})
+    differences = {name: np.sqrt(errors["model"].mean(axis=0)) - np.sqrt(errors[name].mean(axis=0))
+                   for name in BASELINES}
+
+    def column(name: str, metric: str, leads: tuple[int, ...] = LEADS) -> np.ndarray:
+        table = scores[name]
+        return np.array([table.loc[lead, metric] if lead in table.index and metric in table.columns else np.nan
+                         for lead in leads])
+
+    print(f"\n=== {title} ===\nNiño 3.4 anomaly, init months {TEST_INITS[0]}..{TEST_INITS[-1]} "
+          f"(n = {len(TEST_INITS)} per lead), against CPC (1991-2020 base). ACC / RMSE °C.")
+    names = ["model", *BASELINES, "climatology"]
+    print("lead" + "".join(f"{LABELS[n]:>13}" for n in names))
+    for k, lead in enumerate(LEADS):
+        print(f"{lead:>4}" + "".join(f"  {fmt(column(n, 'acc')[k], 5)}/{fmt(column(n, 'rmse')[k], 4)}" for n in names))
+    if intervals:
+        print(f"\nRMSE of the model minus each baseline's, 90% interval of {args.bootstrap} year-block bootstrap "
+              "resamples (negative: the model is better)")
+        print("lead" + "".join(f"{LABELS[n]:>26}" for n in BASELINES))
+        for k, lead in enumerate(LEADS):
+            print(f"{lead:>4}" + "".join(f"  {differences[n][k]:+.3f} [{intervals[n][k, 0]:+.3f}, "
+                                         f"{intervals[n][k, 1]:+.3f}]" for n in BASELINES))
+    print("\nPhase (observed: ONI of CPC's anomalies): accuracy / RPSS per forecaster")
+    for lead in PHASE_LEADS:
+        print(f"{lead:>4}" + "".join(
+            f"  {LABELS[n]:>12} {fmt(column(n, 'accuracy')[lead - 1], 5)} {fmt(column(n, 'rpss')[lead - 1], 5)}"
+            for n in ("model", "persistence", "linear_eof")))
+    gaps = reliability_gaps(frames["model"], observed_phase)
+    print("reliability (largest gap per phase over bins of >= "
+          f"{RELIABILITY_MIN_COUNT} forecasts): " + ", ".join(f"{p} {g:.2f}" for p, g in gaps.items()))
+
+    rmse_best = np.min([column(n, "rmse") for n in BASELINES], axis=0)
+    acc_best = np.max([column(n, "acc") for n in BASELINES], axis=0)
+    acc_leads = tuple(range(3, 13))
+    model_acc = column("model", "acc")
+    goals = [
+        ("RMSE below persistence, damped persistence and the linear EOF model at every lead 1-12",
+         leads_where(column("model", "rmse") >= rmse_best, LEADS)),
+        ("ACC above all three at leads 3-12", leads_where(column("model", "acc", acc_leads) <= acc_best[2:], acc_leads)),
+    ]
+    if intervals:
+        goals.append(("at leads >= 6 the bootstrap interval of the RMSE difference to the linear model excludes 0",
+                      [lead for lead in range(6, 13) if intervals["linear_eof"][lead - 1, 1] >= 0]))
+    goals += [
+        (f"ACC >= 0.70 at lead 6 ({model_acc[5]:.2f})", [] if model_acc[5] >= 0.70 else [6]),
+        (f"ACC >= 0.50 at lead 9 ({model_acc[8]:.2f})", [] if model_acc[8] >= 0.50 else [9]),
+        (f"reliability within {RELIABILITY_TOLERANCE} of the diagonal in every populated bin "
+         f"(worst {max(gaps.values()):.2f})", [p for p, g in gaps.items() if g > RELIABILITY_TOLERANCE]),
+    ]
+    for text, missed in goals:
+        print(f"  {'MISS' if missed else 'MET '} {text}" + (f" (misses: {missed})" if missed else ""))
+    return {
+        "scores": {name: {metric: [None if not np.isfinite(v) else round(float(v), 4) for v in column(name, metric)]
+                          for metric in ("acc", "rmse", "msss", "accuracy", "heidke", "rpss")} for name in scores},
+        "rmse_minus_baseline": {name: np.round(d, 4).tolist() for name, d in differences.items()},
+        "rmse_minus_baseline_90pct": {name: np.round(ci, 4).tolist() for name, ci in intervals.items()},
+        "reliability_gap": gaps,
+        "goals": [{"goal": text, "met": not missed, "missed": missed} for text, missed in goals],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared",
                         help="the shared data folder (realgrids/, realdata/); default: the repository's sibling")
-    parser.add_argument("--preset", default=None, help="model preset (default: cpu-small; residual-anomaly on CUDA)")
-    parser.add_argument("--keydana-epochs", type=int, default=None,
-                        help="epochs of keydana2021 (default: 50 on CUDA, 1 on CPU; 0 = skip)")
+    parser.add_argument("--preset", default=None, help="model preset (default: ENSO_MODEL_PRESET's default, "
+                                                       "cpu-small; residual-anomaly on CUDA)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, ...")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bootstrap", type=int, default=1000, help="year-block bootstrap resamples (0 = none)")
+    parser.add_argument("--no-operational", action="store_true", help="the research recipe only")
     parser.add_argument("--workers", type=int, default=4, help="concurrent downloads of the backfill")
     parser.add_argument("--mirror", type=Path, default=Path("var/bench/ersst-mirror"),
                         help="where the mirror of the real grids is written (reused when present)")
@@ -240,128 +348,52 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
-    preset_name = args.preset or ("residual-anomaly" if cuda else "cpu-small")
-    keydana_epochs = args.keydana_epochs if args.keydana_epochs is not None else (50 if cuda else 1)
+    preset_name = args.preset or ("residual-anomaly" if cuda else Settings.model_fields["model_preset"].default)
     device_text = (f"cuda ({torch.cuda.get_device_name(device)})" if cuda
                    else f"cpu ({platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()})")
-    print(f"device {device_text}; model {preset_name}; keydana2021 epochs {keydana_epochs}")
+    print(f"device {device_text}; model {preset_name}")
     timings: dict[str, float] = {}
     start = time.perf_counter()
 
-    engine, data_source = build_store(args, timings)
-    index = store.load_index(engine)
+    engine, data_source, settings = build_store(args, timings)
+    settings = settings.model_copy(update={"model_preset": preset_name})
     cpc = parse_cpc_monthly((args.shared / CPC_MONTHLY).read_text(encoding="utf-8"), str(CPC_MONTHLY))
-    observed = cpc["anomaly"]
-    observed_phase = nino34.phases_of(nino34.oni(observed))
-
-    model, model_frame = train_and_predict(engine, preset_name, index, cpc, device=str(device), seed=args.seed,
-                                           epochs=None, batch_size=64, timings=timings, label="model")
-    train_period = (model.data_window["train_first_init"], str(TRAIN_END))
-    phase_reference = verify.phase_climatology(index["phase"], *train_period)
-
-    t0 = time.perf_counter()
-    persistence = Persistence(probabilities="gaussian").fit(index["anomaly"], BASELINE_START, VALID_END)
-    damped = DampedPersistence().fit(index["anomaly"], BASELINE_START, VALID_END)
-    eof, eof_frame = linear_eof_forecasts(engine, cpc)
-    frames = {
-        "model": model_frame,
-        "persistence": persistence.predict(observed, TEST_INITS),
-        "damped_persistence": damped.predict(observed, TEST_INITS),
-        "linear_eof": eof_frame,
-        "climatology": Climatology().fit(index["phase"], *train_period).predict(TEST_INITS),
-    }
-    stage(timings, "baselines", t0)
-
-    keydana_model = None
-    if keydana_epochs > 0:
-        keydana_model, keydana_frame = train_and_predict(
-            engine, "keydana2021", index, cpc, device=str(device), seed=args.seed, epochs=keydana_epochs,
-            batch_size=16, timings=timings, label="keydana2021")
-        frames["keydana2021"] = keydana_frame[keydana_frame["lead"] == 1]
-
-    scores = {name: lead_scores(frame, observed, observed_phase, phase_reference) for name, frame in frames.items()}
-    errors = {name: squared_errors(frames[name], observed) for name in ("model",) + BASELINES}
+    grid_nino34 = store.grid_nino34(engine, "ersst")
+    observed_phase = nino34.phases_of(nino34.oni(cpc["anomaly"]))
     years = TEST_INITS.year.to_numpy()
-    rng = np.random.default_rng(args.seed)
-    intervals = ({name: year_block_interval(errors["model"], errors[name], years, args.bootstrap, rng)
-                  for name in BASELINES} if args.bootstrap > 0 else {})
-    differences = {name: np.sqrt(errors["model"].mean(axis=0)) - np.sqrt(errors[name].mean(axis=0))
-                   for name in BASELINES}
+
+    research = run_segment(engine, settings, Segment(*RESEARCH, TEST_INITS), cpc, grid_nino34, str(device))
+    timings["research"] = research.seconds
+    reference = verify.phase_climatology(observed_phase, "1960-01", "1989-12")
+    result = {"device": device_text, "preset": preset_name, "data": data_source,
+              "observed": f"CPC monthly Niño 3.4 anomaly, base {CPC_BASE[0]}-{CPC_BASE[1]} ({CPC_MONTHLY.name})",
+              "phase_reference": "phase frequencies (ONI of CPC's anomalies) 1960-01..1989-12",
+              "research": {"model": research.version, "periods": research.metrics["periods"],
+                           "selection": research.metrics["selection"],
+                           **report("research: train <= 1979-12, select 1980-89, refit <= 1989-12",
+                                    research.frames, cpc, years, args, reference)}}
+    if not args.no_operational:
+        segments = []
+        for k, year in enumerate(RETRAIN_YEARS):
+            valid_end = Month.of(year - 1, 12)
+            stop = Month.of(RETRAIN_YEARS[k + 1] - 1, 12) if k + 1 < len(RETRAIN_YEARS) else LAST
+            inits = pd.period_range(f"{year}-01", str(stop), freq="M")
+            train_end = valid_end - 12 * settings.valid_years
+            segments.append(run_segment(engine, settings, Segment(train_end, valid_end, inits), cpc, grid_nino34,
+                                        str(device)))
+        timings["operational"] = round(sum(s.seconds for s in segments), 1)
+        frames = {name: pd.concat([s.frames[name] for s in segments], ignore_index=True)
+                  for name in segments[0].frames}
+        result["operational"] = {
+            "models": [{"version": s.version, "train_end": str(s.train_end), "valid_end": str(s.valid_end),
+                        "inits": f"{s.inits[0]}..{s.inits[-1]}", "periods": s.metrics["periods"],
+                        "margins": s.metrics["selection"]["margins"]} for s in segments],
+            **report("operational: rolling windows, retrained every 5 years on all data before", frames, cpc,
+                     years, args, reference)}
     timings["total"] = round(time.perf_counter() - start, 1)
-
-    def column(name: str, metric: str, leads: tuple[int, ...] = LEADS) -> np.ndarray:
-        table = scores[name]
-        return np.array([table.loc[lead, metric] if lead in table.index else np.nan for lead in leads])
-
-    print(f"\nNiño 3.4 anomaly, init months {TEST_INITS[0]}..{TEST_INITS[-1]} (n = 252 per lead), against CPC "
-          f"(1991-2020 base). ACC / RMSE °C. Model: {preset_name}.")
-    names = ["model", *BASELINES, "climatology"] + (["keydana2021"] if keydana_model else [])
-    print("lead" + "".join(f"{LABELS[n]:>13}" for n in names))
-    for k, lead in enumerate(LEADS):
-        cells = "".join(f"  {fmt(column(n, 'acc')[k], 5)}/{fmt(column(n, 'rmse')[k], 4)}"
-                        if lead in scores[n].index else " " * 13 for n in names)
-        print(f"{lead:>4}{cells}")
-    if intervals:
-        print(f"\nRMSE of the model minus each baseline's, with the 90% interval of {args.bootstrap} "
-              "year-block bootstrap resamples (negative: the model is better)")
-        print("lead" + "".join(f"{LABELS[n]:>26}" for n in BASELINES))
-        for k, lead in enumerate(LEADS):
-            cells = "".join(f"  {differences[n][k]:+.3f} [{intervals[n][k, 0]:+.3f}, {intervals[n][k, 1]:+.3f}]"
-                            for n in BASELINES)
-            print(f"{lead:>4}{cells}")
-
-    phase_names = ["model", "persistence"] + (["keydana2021"] if keydana_model else [])
-    print(f"\nPhase: accuracy / HSS / RPSS (observed: ONI of CPC's anomalies; RPSS against the phase climatology "
-          f"of {train_period[0]}..{train_period[1]}). Persistence: the init anomaly thresholded at ±0.5, "
-          "Gaussian probabilities.")
-    print("lead" + "".join(f"{LABELS[n]:>21}" for n in phase_names))
-    for lead in PHASE_LEADS:
-        cells = "".join(f"  {fmt(scores[n].loc[lead, 'accuracy'], 5)} {fmt(scores[n].loc[lead, 'heidke'], 5)} "
-                        f"{fmt(scores[n].loc[lead, 'rpss'], 5)}" if lead in scores[n].index else " " * 21
-                        for n in phase_names)
-        print(f"{lead:>4}{cells}")
-
-    rmse_best = np.min([column(n, "rmse") for n in BASELINES], axis=0)
-    acc_best = np.max([column(n, "acc") for n in BASELINES], axis=0)
-    rmse_miss = leads_where(column("model", "rmse") >= rmse_best, LEADS)
-    acc_leads = tuple(range(3, 13))
-    acc_miss = leads_where(column("model", "acc", acc_leads) <= acc_best[2:], acc_leads)
-    hss_model, hss_bar = scores["model"].loc[1, "heidke"], scores["persistence"].loc[1, "heidke"]
-    goals = [
-        ("beats persistence, damped persistence and the linear model in RMSE at every lead 1-12", rmse_miss),
-        ("beats persistence, damped persistence and the linear model in ACC at leads 3-12", acc_miss),
-        (f"HSS at lead 1 vs anomaly-threshold persistence ({hss_model:.3f} vs {hss_bar:.3f})",
-         [] if hss_model > hss_bar else [1]),
-    ]
-    print()
-    for text, missed in goals:
-        print(f"  {'MISS' if missed else 'MET '} {text}" + (f" (misses at leads {missed})" if missed else ""))
-
-    result = {
-        "device": device_text,
-        "model": {"preset": preset_name, "seed": args.seed, "members": model.preset.n_members,
-                  "epochs_run": [len(h) for h in model.history], "max_epochs": model.preset.max_epochs,
-                  "data_window": model.data_window},
-        "keydana2021": None if keydana_model is None else {
-            "epochs": keydana_epochs, "data_window": keydana_model.data_window, "scored_leads": [1]},
-        "periods": {"train_inits_until": str(TRAIN_END), "selection": "1980-01..1989-12 (early stopping, "
-                    "alpha of the linear model, phase-probability calibration)", "test_inits": "1990-01..2010-12",
-                    "baselines_fitted": f"{BASELINE_START}..{VALID_END} (store's index; linear model: grids)",
-                    "phase_climatology": f"{train_period[0]}..{train_period[1]}"},
-        "observed": f"CPC monthly Niño 3.4 anomaly, base {CPC_BASE[0]}-{CPC_BASE[1]} ({CPC_MONTHLY.name})",
-        "data": data_source,
-        "scores": {name: {metric: [None if not np.isfinite(v) else round(float(v), 4) for v in column(name, metric)]
-                          for metric in ("acc", "rmse", "msss", "accuracy", "heidke", "rpss")} for name in scores},
-        "rmse_minus_baseline": {name: np.round(d, 4).tolist() for name, d in differences.items()},
-        "rmse_minus_baseline_90pct": {name: np.round(ci, 4).tolist() for name, ci in intervals.items()},
-        "bootstrap": {"resamples": args.bootstrap, "block": "init year"},
-        "validation": validation_baselines(index, persistence, damped, model),
-        "linear_eof_alpha": eof.alpha,
-        "goals": [{"goal": text, "met": not missed, "missed_leads": missed} for text, missed in goals],
-        "seconds": timings,
-    }
+    result["seconds"] = timings
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "skill.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "skill.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"\nwritten {RESULTS / 'skill.json'}; {timings['total']:.0f} s in all: {timings}")
     engine.dispose()
 

@@ -7,6 +7,7 @@ all computation succeeded, so a failure leaves the store as it was.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +21,15 @@ from db import registry, store
 from db.forecasts import write_forecasts
 from db.registry import ModelChoice, ModelInfo
 from enso import verify
-from enso.baselines import Persistence
+from db.verification import EOF_RESOLUTION_DEG, regional_anomaly_cube
+from enso.baselines import DampedPersistence, LinearEOFModel, Persistence
 from enso.config import Settings
+from enso.model.data import model_table
 from enso.model.predict import input_history_months, predict, resolve_device
 from enso.model.presets import FORECAST_LEADS, Preset, get_preset
 from enso.model.train import train
 from enso.model.trained import TrainedModel
-from enso.months import Month
+from enso.months import Month, month_range
 
 
 def load_model_cube(engine: Engine, source: str, preset: Preset, start: Month, end: Month) -> xr.DataArray:
@@ -36,16 +39,30 @@ def load_model_cube(engine: Engine, source: str, preset: Preset, start: Month, e
                            coarsen_deg=grid.resolution_deg)
 
 
+def load_model_table(engine: Engine, source: str) -> pd.DataFrame:
+    """The model's table (:func:`enso.model.data.model_table`): the stored grids' Niño 3.4 box mean as the
+    training target, the current index beside it as the truth."""
+    return model_table(store.grid_nino34(engine, source), store.load_index(engine))
+
+
 def data_range(engine: Engine, source: str) -> tuple[Month, Month]:
-    """First and last month held by both the SST source and the index (with a Niño 3.4 anomaly)."""
+    """The first month of the SST source's grids (training reaches back that far) and the newest month
+    that both the grids and the index (with a Niño 3.4 anomaly) hold."""
     months = store.stored_months(engine, source)
     index = store.load_index(engine)
     known = index.index[index["anomaly"].notna()]
     if not months or known.empty:
         raise LookupError(f"the store needs {source} grids and the Niño 3.4 index first: run `enso backfill`")
-    first = max(months[0], Month.parse(str(known[0])))
-    last = min(months[-1], Month.parse(str(known[-1])))
-    return first, last
+    return months[0], min(months[-1], Month.parse(str(known[-1])))
+
+
+def training_windows(settings: Settings, newest: Month) -> tuple[Month, Month]:
+    """(train_end, valid_end) of a training run: the fixed research periods when ENSO_TRAIN_END/_VALID_END are
+    set, else the rolling windows of operation: selection on the newest ENSO_VALID_YEARS years up to
+    ``newest``, training on everything before."""
+    if settings.train_end is not None and settings.valid_end is not None:
+        return Month.parse(settings.train_end), Month.parse(settings.valid_end)
+    return newest - 12 * settings.valid_years, newest
 
 
 def scores_by_lead(frame: pd.DataFrame, observed_anomaly: pd.Series) -> dict[str, list]:
@@ -61,6 +78,7 @@ def scores_by_lead(frame: pd.DataFrame, observed_anomaly: pd.Series) -> dict[str
         out["acc"].append(None if not np.isfinite(a.value) else round(float(a.value), 4))
         out["rmse"].append(None if not np.isfinite(r.value) else round(float(r.value), 4))
         out["n"].append(int(r.n))
+    out["mean_rmse"] = _mean(out["rmse"])
     return out
 
 
@@ -77,51 +95,48 @@ class TrainingResult:
     reason: str
 
 
-def train_and_register(engine: Engine, settings: Settings, preset_name: str, *, train_end: Month,
-                       valid_end: Month, device: str = "auto", seed: int = 0, progress: bool = True,
-                       max_epochs: int | None = None, checkpoint_dir: Path | None = None,
-                       flow_run_id: str | None = None) -> TrainingResult:
+def train_and_register(engine: Engine, settings: Settings, preset_name: str | None = None, *,
+                       train_end: Month | None = None, valid_end: Month | None = None, device: str = "auto",
+                       seed: int = 0, progress: bool = True, max_epochs: int | None = None,
+                       checkpoint_dir: Path | None = None, flow_run_id: str | None = None) -> TrainingResult:
     """Train a preset on the store's data, score it, register it, and promote it if it earns it.
 
-    Validation (model selection, promotion) uses init months after ``train_end`` up to
-    ``valid_end``; the test scores use init months after ``valid_end`` only.
+    Defaults come from ``settings`` (preset, members, windows: :func:`training_windows`), so
+    `enso train` with no flags does what the monthly run and the ``retrain`` flow do. Training
+    reads the SST source's whole record with the grids' own Niño 3.4 as its target; selection
+    (early stopping, calibration, promotion) uses init months after ``train_end`` whose targets
+    lie up to ``valid_end``. The run's checkpoint folder is removed once the model is registered.
     """
-    preset = get_preset(preset_name)
+    preset = get_preset(preset_name or settings.model_preset)
     if settings.model_members is not None:
         preset = preset.replace(n_members=settings.model_members)
     source = settings.sst_source
     first, last = data_range(engine, source)
+    default_train_end, default_valid_end = training_windows(settings, last)
+    train_end, valid_end = train_end or default_train_end, valid_end or default_valid_end
     if not first < train_end < valid_end <= last:
         raise ValueError(f"need {first} < train_end {train_end} < valid_end {valid_end} <= {last} "
                          f"(the months the store holds)")
-    cube = load_model_cube(engine, source, preset, first, last)
-    index = store.load_index(engine)
-    trained = train(preset, cube, index, train_end=train_end, valid_end=valid_end, device=device, seed=seed,
+    cube = load_model_cube(engine, source, preset, first, valid_end)
+    table = load_model_table(engine, source)
+    trained = train(preset, cube, table, train_end=train_end, valid_end=valid_end, device=device, seed=seed,
                     progress=progress, max_epochs=max_epochs,
                     checkpoint_dir=checkpoint_dir or settings.data_dir / "checkpoints")
-    anomaly = index["anomaly"]
-    valid_inits = [Month.parse(trained.data_window["valid_first_init"]) + i for i in range(
-        Month.parse(trained.data_window["valid_last_init"]).months_since(
-            Month.parse(trained.data_window["valid_first_init"])) + 1)]
-    valid_frame = predict(trained, cube, index, valid_inits, device=device)
-    persistence = Persistence().fit(anomaly, None, train_end)
-    pers_frame = persistence.predict(anomaly, valid_inits)
-    metrics = {"validation": scores_by_lead(valid_frame, anomaly),
-               "validation_persistence": scores_by_lead(pers_frame, anomaly),
-               "periods": trained.data_window}
-    metrics["validation"]["mean_rmse"] = _mean(metrics["validation"]["rmse"])
-    metrics["validation_persistence"]["mean_rmse"] = _mean(metrics["validation_persistence"]["rmse"])
+    metrics: dict = {"validation": {**trained.validation, "mean_rmse": _mean(trained.validation["rmse"])},
+                     "periods": trained.data_window}
+    champ = registry.champion(engine)
+    metrics["selection"] = selection_scores(engine, source, trained, table, champ, device)
+    metrics["validation_persistence"] = metrics["selection"]["persistence"]
+    promoted, reason = promotion(metrics["selection"], champ)
     test_inits = [valid_end + 1 + i for i in range(max(0, last.months_since(valid_end) - 1))]
     if test_inits:
-        metrics["test"] = scores_by_lead(predict(trained, cube, index, test_inits, device=device), anomaly)
-        metrics["test"]["mean_rmse"] = _mean(metrics["test"]["rmse"])
+        full_cube = load_model_cube(engine, source, preset, test_inits[0] - input_history_months(preset), last)
+        metrics["test"] = scores_by_lead(predict(trained, full_cube, table, test_inits, device=device),
+                                         table["anomaly"])
         metrics["test"]["period"] = f"{test_inits[0]}..{test_inits[-1]}"
-    champ = registry.champion(engine)
-    champion_rmse = _champion_rmse(engine, champ, cube, index, valid_inits, device) if champ else None
-    metrics["validation_champion_mean_rmse"] = champion_rmse
-    promoted, reason = _promotion(metrics, champ, champion_rmse)
+
     def register(conn: Connection) -> str:
-        return registry.register(conn, trained, sst_source=source, base_period=_base_period(index),
+        return registry.register(conn, trained, sst_source=source, base_period=_base_period(table),
                                  metrics=metrics, device=str(resolve_device(device)), flow_run_id=flow_run_id)
 
     try:
@@ -137,37 +152,92 @@ def train_and_register(engine: Engine, settings: Settings, preset_name: str, *, 
             version = register(conn)
         promoted, reason = False, ("another model became the champion while this one trained; compare them "
                                    "with `enso models list` and promote by hand if this one should win")
+    remove_checkpoints(trained)
     return TrainingResult(version, metrics, promoted, reason)
+
+
+def remove_checkpoints(trained: TrainedModel) -> None:
+    """Delete a registered model's checkpoint folder (its weights are in the registry now)."""
+    if trained.checkpoint_folder is not None:
+        shutil.rmtree(trained.checkpoint_folder, ignore_errors=True)
 
 
 def _base_period(index: pd.DataFrame) -> str:
     return str(index.attrs.get("base_period") or "1991-2020")
 
 
-def _champion_rmse(engine: Engine, champ: ModelInfo, cube: xr.DataArray, index: pd.DataFrame,
-                   inits: list[Month], device: str) -> float | None:
-    """The champion's mean RMSE on the candidate's validation inits (None if its grid cannot be read)."""
-    model = registry.load_model(engine, champ.version)
-    try:
-        frame = predict(model, load_model_cube(engine, champ.sst_source, model.preset, inits[0] - input_history_months(
-            model.preset), inits[-1]), index, inits, device=device)
-    except (LookupError, ValueError):
-        return None
-    return _mean(scores_by_lead(frame, index["anomaly"])["rmse"])
+#: The forecasts a candidate must beat on its selection months to become the champion.
+PROMOTION_RIVALS = ("champion", "persistence", "damped_persistence", "linear_eof")
 
 
-def _promotion(metrics: dict, champ: ModelInfo | None, champion_rmse: float | None) -> tuple[bool, str]:
-    mine = metrics["validation"]["mean_rmse"]
-    pers = metrics["validation_persistence"]["mean_rmse"]
-    if mine is None or pers is None:
-        return False, "not promoted: no validation score"
-    if mine >= pers:
-        return False, f"not promoted: validation RMSE {mine:.3f} does not beat persistence {pers:.3f}"
-    if champ is not None and champion_rmse is not None and mine >= champion_rmse:
-        return False, (f"not promoted: validation RMSE {mine:.3f} does not beat the champion "
-                       f"{champ.version} ({champion_rmse:.3f})")
-    return True, f"promoted: validation RMSE {mine:.3f} beats persistence {pers:.3f}" + (
-        f" and the champion {champ.version} ({champion_rmse:.3f})" if champ is not None and champion_rmse else "")
+def selection_scores(engine: Engine, source: str, trained: TrainedModel, table: pd.DataFrame,
+                     champ: ModelInfo | None, device: str) -> dict:
+    """Scores per lead of the candidate and its rivals on the same cases: the candidate's selection init
+    months, targets up to its ``valid_end`` only.
+
+    The candidate's are the scores selection saw (before any refit); the champion's are those of
+    its weights as selected (:meth:`TrainedModel.as_selected`: the refitted weights have seen these
+    months); the baselines are fitted on data up to the candidate's ``train_end``.
+    """
+    window = trained.data_window
+    train_end, valid_end = Month.parse(window["train_end"]), Month.parse(window["valid_end"])
+    inits = month_range(window["valid_first_init"], window["valid_last_init"])
+    observed = table["anomaly"].where(pd.PeriodIndex(table.index, freq="M") <= pd.Period(str(valid_end), freq="M"))
+    anomaly = table["anomaly"]
+    out: dict = {"period": f"{inits[0]}..{inits[-1]}, targets up to {valid_end}",
+                 "candidate": {**trained.validation, "mean_rmse": _mean(trained.validation["rmse"])}}
+    out["persistence"] = scores_by_lead(Persistence().fit(anomaly, None, train_end).predict(anomaly, inits),
+                                        observed)
+    out["damped_persistence"] = scores_by_lead(
+        DampedPersistence().fit(anomaly, None, train_end).predict(anomaly, inits), observed)
+    out["linear_eof"] = scores_by_lead(
+        linear_eof_forecasts(engine, source, train_end=train_end, valid_end=valid_end, index=table, inits=inits),
+        observed)
+    if champ is not None:
+        champion = registry.load_model(engine, champ.version).as_selected()
+        try:
+            cube = load_model_cube(engine, champ.sst_source, champion.preset,
+                                   inits[0] - input_history_months(champion.preset), inits[-1])
+            out["champion"] = {**scores_by_lead(predict(champion, cube, load_model_table(engine, champ.sst_source),
+                                                        inits, device=device), observed),
+                               "version": champ.version}
+        except (LookupError, ValueError) as exc:
+            out["champion"] = {"version": champ.version, "mean_rmse": None, "problem": str(exc)}
+    return out
+
+
+def linear_eof_forecasts(engine: Engine, source: str, *, train_end: Month, valid_end: Month, index: pd.DataFrame,
+                         inits: list[Month]) -> pd.DataFrame:
+    """The linear EOF model (:class:`enso.baselines.LinearEOFModel`) fitted on the store's grids up to
+    ``train_end`` (penalties chosen up to ``valid_end``), its SST anomalies against the 30 years (at most)
+    ending at ``train_end``: nothing after ``train_end`` shapes its anomalies."""
+    model = LinearEOFModel()
+    stored = store.stored_months(engine, source)
+    base = (max(stored[0].year + 1, train_end.year - 29), train_end.year if train_end.month == 12 else train_end.year - 1)
+    cube = regional_anomaly_cube(engine, source, stored[0], inits[-1], lat_range=model.lat_range,
+                                 lon_range=model.lon_range, resolution_deg=EOF_RESOLUTION_DEG, base=base)
+    model.fit(cube, index["anomaly"], str(train_end), str(valid_end))
+    return model.predict(cube, index["anomaly"], inits)
+
+
+def promotion(selection: dict, champ: ModelInfo | None) -> tuple[bool, str]:
+    """Promote when the candidate's mean RMSE over leads 1-12 beats every rival's on the selection cases.
+
+    Records each margin (rival's mean RMSE minus the candidate's; positive = the candidate is better).
+    """
+    mine = selection["candidate"]["mean_rmse"]
+    margins = {name: (None if mine is None or selection[name].get("mean_rmse") is None
+                      else round(selection[name]["mean_rmse"] - mine, 4))
+               for name in PROMOTION_RIVALS if name in selection}
+    selection["margins"] = margins
+    if mine is None:
+        return False, "not promoted: no selection score"
+    lost = [f"{name} ({selection[name]['mean_rmse']:.3f})" for name, margin in margins.items()
+            if margin is not None and margin <= 0]
+    if lost:
+        return False, f"not promoted: selection mean RMSE {mine:.3f} does not beat " + ", ".join(lost)
+    rivals = ", ".join(f"{name} by {margin:+.3f}" for name, margin in margins.items() if margin is not None)
+    return True, f"promoted: selection mean RMSE {mine:.3f} beats {rivals}"
 
 
 @dataclass(frozen=True)
@@ -186,7 +256,7 @@ def default_init_month(engine: Engine, source: str) -> Month:
 def _forecast_frame(engine: Engine, model: TrainedModel, info: ModelInfo, inits: list[Month]) -> pd.DataFrame:
     cube = load_model_cube(engine, info.sst_source, model.preset, inits[0] - input_history_months(model.preset),
                            inits[-1])
-    return predict(model, cube, store.load_index(engine), inits)
+    return predict(model, cube, load_model_table(engine, info.sst_source), inits)
 
 
 def forecast(engine: Engine, *, init_month: Month | None = None, version: str | None = None,

@@ -150,8 +150,15 @@ class Settings(BaseSettings):
     model_preset: str = Field(default="cpu-small", description="Preset trained by `retrain` and the monthly run.")
     model_members: int | None = Field(
         default=None, ge=1, description="Ensemble size override (default: the preset's); recorded with the model.")
-    train_end: str = Field(default="1979-12", description="Last init month of the training period (YYYY-MM).")
-    valid_end: str = Field(default="1989-12", description="Last month of the validation (selection) period.")
+    train_end: str | None = Field(
+        default=None, description="Research: last month of the training period (YYYY-MM); unset (the "
+                                  "default): rolling, the newest month minus ENSO_VALID_YEARS.")
+    valid_end: str | None = Field(
+        default=None, description="Research: last month of the selection period (YYYY-MM); unset (the "
+                                  "default): rolling, the newest month with grids and index.")
+    valid_years: int = Field(
+        default=10, ge=2, le=40,
+        description="Years of the rolling selection window (newest months) that choose and calibrate the model.")
     retrain_after_months: int = Field(
         default=12, ge=1, description="The monthly run retrains when the champion is older than this many months.")
     retrain_timeout: float = Field(
@@ -293,6 +300,9 @@ class Settings(BaseSettings):
         if not 1850 <= self.anomaly_base_start <= self.anomaly_base_end <= 2100:
             problems.append(f"ENSO_ANOMALY_BASE_START/_END {self.anomaly_base_start}-{self.anomaly_base_end}: "
                             "expected first year <= last year, within 1850-2100")
+        if (self.train_end is None) != (self.valid_end is None):
+            problems.append("ENSO_TRAIN_END and ENSO_VALID_END go together (fixed research periods); unset both "
+                            "for the rolling windows of operation")
         if self.train_end is not None and self.valid_end is not None and self.train_end >= self.valid_end:
             problems.append(f"ENSO_TRAIN_END {self.train_end} must come before ENSO_VALID_END {self.valid_end}")
         if not self.ersst_base_url and self.ersst_version not in ERSST_BASE_URLS:

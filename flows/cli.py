@@ -189,12 +189,23 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from db.forecasting import train_and_register
 
     engine = open_store(settings)
-    result = train_and_register(engine, settings, args.preset, train_end=Month.parse(args.train_end),
-                                valid_end=Month.parse(args.valid_end), device=args.device, seed=args.seed,
-                                max_epochs=args.max_epochs, progress=not args.quiet)
+    if bool(args.train_end) != bool(args.valid_end):
+        raise ValueError("give both --train-end and --valid-end (YYYY-MM), or neither for the rolling windows "
+                         "of operation (ENSO_VALID_YEARS)")
+    result = train_and_register(engine, settings, args.preset,
+                                train_end=Month.parse(args.train_end) if args.train_end else None,
+                                valid_end=Month.parse(args.valid_end) if args.valid_end else None,
+                                device=args.device, seed=args.seed, max_epochs=args.max_epochs,
+                                progress=not args.quiet)
+    window = result.metrics["periods"]
     print(f"registered model {result.version}")
-    print(format_scores("validation", result.metrics["validation"],
+    print(f"training: init months {window['train_first_init']}..{window['train_last_init']} "
+          f"({window['n_train']} samples); selection: {window['valid_first_init']}..{window['valid_last_init']} "
+          f"({window['n_valid']} samples, targets up to {window['valid_end']})"
+          + (f"; refitted on all {window['n_refit']} samples" if window.get("refit") else ""))
+    print(format_scores("selection", result.metrics["validation"],
                         result.metrics["validation_persistence"]))
+    print(format_margins(result.metrics["selection"]))
     if "test" in result.metrics:
         print(format_scores(f"test {result.metrics['test']['period']}", result.metrics["test"], None))
     print(result.reason)
@@ -213,6 +224,13 @@ def format_scores(title: str, scores: dict, persistence: dict | None) -> str:
         lines.append("  persistence ACC  " + " ".join(cell(v) for v in persistence["acc"]))
         lines.append("  persistence RMSE " + " ".join(cell(v) for v in persistence["rmse"]))
     return "\n".join(lines)
+
+
+def format_margins(selection: dict) -> str:
+    """One line: each rival's mean RMSE over leads 1-12 on the selection cases, minus the candidate's."""
+    margins = selection.get("margins", {})
+    cells = [f"{name} {'-' if m is None else f'{m:+.3f}'}" for name, m in margins.items()]
+    return "margins (rival's mean RMSE - this model's; > 0: this model is better): " + (", ".join(cells) or "-")
 
 
 def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
@@ -283,8 +301,12 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
         print("no models yet: run `enso train`")
     for m in models:
         rmse = m.validation_rmse
+        margins = m.metrics.get("selection", {}).get("margins", {})
+        cells = " ".join(f"{name}={'-' if margins.get(name) is None else format(margins[name], '+.3f')}"
+                         for name in ("champion", "persistence", "damped_persistence", "linear_eof"))
         print(f"{m.status:<10} {m.version:<48} {m.preset:<16} train ..{m.train_end} valid ..{m.valid_end} "
-              f"valid RMSE {'-' if rmse is None else f'{rmse:.3f}'}  {m.created_at:%Y-%m-%d %H:%M}")
+              f"valid RMSE {'-' if rmse is None else f'{rmse:.3f}'}  margins {cells}  "
+              f"{m.created_at:%Y-%m-%d %H:%M}")
     return 0
 
 
@@ -357,9 +379,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("train", help="train, evaluate and register a model (promoted if it beats the champion)")
-    p.add_argument("--preset", default="cpu-small", help="keydana2021, residual-anomaly, cpu-small, tiny")
-    p.add_argument("--train-end", default="1979-12", help="last init month of the training period")
-    p.add_argument("--valid-end", default="1989-12", help="last month of the validation (selection) period")
+    p.add_argument("--preset", default=None,
+                   help="keydana2021, residual-anomaly, cpu-small, tiny (default: ENSO_MODEL_PRESET)")
+    p.add_argument("--train-end", default=None,
+                   help="research: last month of the training period (default: ENSO_TRAIN_END, else rolling: "
+                        "the newest month minus ENSO_VALID_YEARS)")
+    p.add_argument("--valid-end", default=None,
+                   help="research: last month of the selection period (default: ENSO_VALID_END, else the newest "
+                        "month with grids and index)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-epochs", type=int, help="override the preset's epoch limit")

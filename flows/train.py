@@ -42,7 +42,7 @@ from db import registry
 from db.forecasting import TrainingResult, train_and_register
 from db.migrate import open_store
 from enso.months import Month
-from flows.cli import format_scores
+from flows.cli import format_margins, format_scores
 from flows.hooks import RUN_HOOKS
 from flows.ingest import current_run_id, interactive
 from flows.settings import run_settings
@@ -52,24 +52,24 @@ RETRAIN_DEPLOYMENT = "retrain/retrain"
 
 
 @task
-def train_task(preset: str, train_end: str, valid_end: str, device: str) -> TrainingResult:
+def train_task(preset: str | None, train_end: str | None, valid_end: str | None, device: str) -> TrainingResult:
     settings = run_settings()
-    return train_and_register(open_store(settings), settings, preset, train_end=Month.parse(train_end),
-                              valid_end=Month.parse(valid_end), device=device, progress=interactive(),
-                              flow_run_id=current_run_id())
+    return train_and_register(open_store(settings), settings, preset,
+                              train_end=Month.parse(train_end) if train_end else None,
+                              valid_end=Month.parse(valid_end) if valid_end else None, device=device,
+                              progress=interactive(), flow_run_id=current_run_id())
 
 
 @flow(name="retrain", log_prints=True, **RUN_HOOKS)
 def retrain_flow(preset: str | None = None, train_end: str | None = None, valid_end: str | None = None,
                  device: str = "auto") -> TrainingResult:
     """Train and register a model (CUDA when the worker has a GPU); promote it if it earns it."""
-    settings = run_settings()
-    result = train_task(preset or settings.model_preset, train_end or settings.train_end,
-                        valid_end or settings.valid_end, device)
+    result = train_task(preset, train_end, valid_end, device)
     text = "\n\n".join([
         f"registered **{result.version}**: {result.reason}",
-        "```\n" + format_scores("validation", result.metrics["validation"],
-                                result.metrics["validation_persistence"]) + "\n```",
+        "```\n" + format_scores("selection", result.metrics["validation"],
+                                result.metrics["validation_persistence"]) + "\n"
+        + format_margins(result.metrics["selection"]) + "\n```",
     ])
     print(text)
     create_markdown_artifact(key="retrain-summary", markdown=text, description=f"model {result.version}")

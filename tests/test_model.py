@@ -10,10 +10,11 @@ import xarray as xr
 
 from enso import grids, nino34, verify
 from enso.model.convlstm import ConvLSTM, ConvLSTMCell
-from enso.model.data import (SampleTensors, build_samples, encode_field, fit_damping, fit_statistics,
-                             prepare_data, trailing_climatology)
+from enso.model import base
+from enso.model.data import (MAX_INDEX_MISMATCH_SD, SampleTensors, base_features, build_samples, encode_field,
+                             fit_linear_base, fit_statistics, model_table, prepare_data, trailing_climatology)
 from enso.model.networks import AnomalyResidualNet, KeydanaNet
-from enso.model.phases import calibrate_sigma, forecast_oni
+from enso.model.phases import MIN_SIGMA, calibrate_spread, forecast_oni, spread_at
 from enso.model.predict import input_history_months, predict
 from enso.model.presets import PRESETS, GridSpec, Preset, ResidualDesign, get_preset
 from enso.model.train import TrainedModel, train
@@ -145,19 +146,15 @@ def test_circular_padding_wraps_longitude_and_forget_bias_is_added() -> None:
     assert not torch.allclose(torch.roll(h, 4, dims=-1), h_rolled, atol=1e-6)
 
 
-def test_residual_network_starts_exactly_at_damped_persistence() -> None:
+def test_residual_network_starts_exactly_at_its_linear_base() -> None:
     preset = get_preset("tiny")
-    damping = np.random.default_rng(1).uniform(-0.5, 1.2, (12, 12))
-    stats = {"land": np.zeros((6, 24), dtype=bool), "lat": np.arange(6.0), "lon": np.arange(0.0, 360.0, 15.0),
-             "damping": damping}
+    stats = {"land": np.zeros((6, 24), dtype=bool), "lat": np.arange(6.0), "lon": np.arange(0.0, 360.0, 15.0)}
     net = build_network(preset, stats)
     x = torch.randn(5, preset.n_timesteps, 4, 6, 24)
-    persistence = torch.tensor([1.5, -0.7, 0.0, 2.0, 0.3])
-    calendar = torch.tensor([0, 3, 6, 9, 11])
-    expected = torch.as_tensor(damping, dtype=torch.float32)[calendar] * persistence[:, None]
+    linear = torch.randn(5, 12)
     for mode in (net.train, net.eval):
         mode()
-        assert torch.equal(net(x, persistence, calendar), expected)
+        assert torch.equal(net(x, linear), linear)
 
 
 # --------------------------------------------------------------------------- presets
@@ -250,16 +247,38 @@ def test_trailing_climatology_matches_a_loop_and_skips_gaps() -> None:
         assert np.isclose(out[m], expected, equal_nan=True)
 
 
-def test_damping_is_the_lag_regression_through_the_origin(data: tuple[xr.DataArray, pd.DataFrame]) -> None:
+def test_linear_base_is_a_ridge_on_training_eofs_that_never_sees_later_months(
+        data: tuple[xr.DataArray, pd.DataFrame]) -> None:
     cube, index = data
     preset = get_preset("tiny")
-    prepared = prepare_data(cube, index, preset.grid)
-    samples = build_samples(preset, prepared, fit_statistics(preset, prepared, Month.parse(TRAIN_END)))
-    damping = fit_damping(samples)
-    for calendar, lead in [(0, 1), (6, 5), (11, 12)]:
-        sel = (samples.init_calendar == calendar) & np.isfinite(samples.target[:, lead - 1])
-        x, y = samples.persistence[sel].astype(float), samples.target[sel, lead - 1].astype(float)
-        assert np.isclose(damping[calendar, lead - 1], np.linalg.lstsq(x[:, None], y, rcond=None)[0][0])
+    train_end = Month.parse(TRAIN_END)
+
+    def fitted(sst: xr.DataArray) -> tuple[dict, np.ndarray, object]:
+        prepared = prepare_data(sst, index, preset.grid, last=Month.parse(VALID_END))
+        stats = fit_statistics(preset, prepared, train_end)
+        samples = build_samples(preset, prepared, stats)
+        row = prepared.row(train_end)
+        train_set = samples.subset(samples.init_rows <= row).until(row).trainable(preset.design)
+        select = samples.subset(samples.init_rows > row).until(prepared.row(Month.parse(VALID_END)))
+        field = encode_field(preset, prepared, stats)
+        return {**stats, **fit_linear_base(preset, field, stats, train_set, select)}, field, train_set
+
+    stats, field, train_set = fitted(cube)
+    assert stats["base_patterns"].shape[0] == preset.design.ridge_eofs
+    # With the smallest penalty the coefficients are close to least squares on standardised features.
+    x = base_features(preset, field, stats, train_set)
+    tiny = fit_linear_base(preset, field, stats, train_set, None, alphas=np.full(12, 1e-9))
+    xs = (x - tiny["base_mean"]) / tiny["base_sd"]
+    known = np.isfinite(train_set.target[:, 2])
+    design = np.column_stack([xs[known], np.ones(known.sum())])
+    expected = np.linalg.lstsq(design, train_set.target[known, 2].astype(float), rcond=None)[0]
+    assert np.allclose(tiny["base_coef"][2], expected, atol=1e-4)
+    # Grids after the selection window change nothing; grids in it change the penalties only through selection.
+    after = np.asarray(pd.PeriodIndex(cube.month.values, freq="M") > pd.Period(VALID_END, freq="M"))
+    later = cube.copy(data=np.where(after[:, None, None], cube.values + 3.0, cube.values))
+    other, _, _ = fitted(later)
+    for key in ("base_patterns", "base_coef", "base_alpha", "base_mean"):
+        assert np.array_equal(stats[key], other[key])
 
 
 # --------------------------------------------------------------------------- training
@@ -273,16 +292,24 @@ def test_training_on_synthetic_data_learns_and_records_its_provenance(tiny_model
     assert model.validation["lead"] == list(range(1, 13))
     # The synthetic oscillation is very persistent at lead 1; its anomalies have sd ~1 °C.
     assert model.validation["acc"][0] > 0.85 and model.validation["rmse"][0] < 0.5
-    assert all(1 <= len(h) <= 3 for h in model.history)
+    assert all(2 <= len(h) <= 6 for h in model.history)  # selection epochs, then the refit's
     assert len(model.data_fingerprint) == 64
-    sigma = model.statistics["oni_error_sd"]
-    assert (np.diff(sigma) >= 0).all() and sigma[0] > 0
+    for key in ("oni_error_sd", "anomaly_error_sd"):
+        sigma = model.statistics[key]
+        assert sigma.shape == (12, 12) and (np.diff(sigma, axis=1) >= 0).all() and (sigma >= MIN_SIGMA).all()
+    # tiny refits on every month after selection, with each member's selected epoch count
+    assert model.data_window["refit"] and model.data_window["n_refit"] > model.data_window["n_train"]
+    assert all(1 <= e <= 3 for e in model.data_window["refit_epochs"])
 
 
 def test_validation_scores_align_forecasts_with_their_target_months(
-        data: tuple[xr.DataArray, pd.DataFrame], tiny_model: TrainedModel) -> None:
-    """The scores stored with the model equal forecasts joined with observations by target month."""
+        data: tuple[xr.DataArray, pd.DataFrame]) -> None:
+    """The scores stored with the model equal its forecasts joined with observations by target month.
+
+    (Without the refit: a refitted model keeps the scores of the weights that selection saw.)"""
     cube, index = data
+    tiny_model = train("tiny", cube, index, train_end=TRAIN_END, valid_end=VALID_END, progress=False, refit=False)
+    assert not tiny_model.data_window["refit"]
     inits = month_range(tiny_model.validation["first_init"], tiny_model.validation["last_init"])
     frame = predict(tiny_model, cube, index, inits, device="cpu")
     frame = frame[frame["target_month"] <= pd.Period(VALID_END, freq="M")]
@@ -300,21 +327,23 @@ def test_training_is_seeded_and_resumes_from_a_checkpoint(data: tuple[xr.DataArr
     kwargs = dict(train_end=TRAIN_END, valid_end=VALID_END, progress=False)
     # Interrupted after one epoch, then resumed: the same weights as the uninterrupted run.
     first = train("tiny", cube, index, checkpoint_dir=tmp_path, max_epochs=1, **kwargs)
-    assert all(len(h) == 1 for h in first.history)
+    assert all(len(h) == 2 for h in first.history)  # one epoch, then one epoch of refit
     resumed = train("tiny", cube, index, checkpoint_dir=tmp_path, **kwargs)
     assert _states_equal(resumed.member_states, tiny_model.member_states)
     assert resumed.history == tiny_model.history
     again = train("tiny", cube, index, **kwargs)
     assert _states_equal(again.member_states, tiny_model.member_states)
-    other_seed = train("tiny", cube, index, seed=1, max_epochs=1, **kwargs)
+    other_seed = train("tiny", cube, index, seed=1, max_epochs=1, checkpoint_dir=tmp_path, **kwargs)
     assert not _states_equal(other_seed.member_states, first.member_states)
-    with pytest.raises(ValueError, match="belongs to another training run"):
-        train("tiny", cube, index, checkpoint_dir=tmp_path, seed=1, **kwargs)
+    # each run has its own checkpoint folder under the root: another run never trips on this one's files
+    assert other_seed.checkpoint_folder != resumed.checkpoint_folder
+    assert {p.name for p in tmp_path.iterdir()} == {resumed.checkpoint_folder.name, other_seed.checkpoint_folder.name}
+    assert (resumed.checkpoint_folder / "refit" / "member-0.pt").exists()
 
 
 def test_training_refuses_an_empty_validation_period(data: tuple[xr.DataArray, pd.DataFrame]) -> None:
     cube, index = data
-    with pytest.raises(ValueError, match="no validation sample"):
+    with pytest.raises(ValueError, match="no selection sample"):
         train("tiny", cube, index, train_end="1989-12", valid_end="1995-12", progress=False)
 
 
@@ -420,14 +449,58 @@ def test_keydana_reference_trains_and_forecasts_grids(data: tuple[xr.DataArray, 
 
 # --------------------------------------------------------------------------- phase probabilities
 
-def test_forecast_oni_and_calibrated_sigma() -> None:
+def test_forecast_oni() -> None:
     anomaly = np.array([[1.0, 2.0, 3.0] + [0.0] * 9])
     oni = forecast_oni(anomaly, np.array([0.0]))
     assert np.allclose(oni[0, :3], [1.0, 2.0, 5.0 / 3.0]) and np.isclose(oni[0, 11], 0.0)
     assert np.isclose(forecast_oni(anomaly, np.array([np.nan]))[0, 0], 1.5)
-    errors = np.array([[0.1, 0.0, 0.5] + [0.0] * 8 + [np.nan], [-0.1, 0.0, 0.5] + [0.0] * 8 + [np.nan]])
-    sigma = calibrate_sigma(errors, np.zeros((2, 12)))
-    # RMSE per lead, made non-decreasing; lead 12 (no pairs) takes lead 11's value.
-    assert np.allclose(sigma[:3], [0.1, 0.1, 0.5]) and np.allclose(sigma[3:], 0.5)
-    with pytest.raises(ValueError, match="no observed ONI at lead 1"):
-        calibrate_sigma(np.full((1, 12), np.nan), np.zeros((1, 12)))
+
+
+def test_spread_is_calibrated_per_target_month_and_lead() -> None:
+    """Errors with a known sd that depends on the target month (a spring barrier) are recovered."""
+    rng = np.random.default_rng(3)
+    n = 600  # 50 years of monthly inits
+    init_calendar = np.arange(n) % 12
+    target_calendar = (init_calendar[:, None] + np.arange(1, 13)[None, :]) % 12
+    season = 0.6 + 0.3 * np.cos(2 * np.pi * (target_calendar - 4) / 12)  # 0.9 in May, 0.3 in November
+    true_sd = season * np.sqrt(np.arange(1, 13) / 12)[None, :]
+    errors = rng.normal(0.0, true_sd)
+    spread = calibrate_spread(errors, np.zeros_like(errors), target_calendar)
+    assert spread.shape == (12, 12) and (np.diff(spread, axis=1) >= 0).all()
+    at = spread_at(spread, target_calendar)
+    # close to the truth in the middle of each season (neighbour pooling blurs the edges)
+    for month, sd in ((4, 0.9), (10, 0.3)):
+        sel = target_calendar[:, 11] == month
+        assert abs(at[sel, 11].mean() - sd) < 0.15
+    # calibrated probabilities of exceeding 1 sd are right; an over- or under-confident spread is not
+    z = errors / at
+    assert abs(np.mean(np.abs(z) > 1.0) - 0.317) < 0.03
+    assert np.mean(np.abs(errors / (0.5 * at)) > 1.0) > 0.5 and np.mean(np.abs(errors / (2 * at)) > 1.0) < 0.1
+    with pytest.raises(ValueError, match="no observed target at lead 1"):
+        calibrate_spread(np.full((1, 12), np.nan), np.zeros((1, 12)), target_calendar[:1])
+
+
+# --------------------------------------------------------------------------- the whole record
+
+def test_the_grids_own_nino34_trains_on_the_whole_record_and_forecasts_in_the_index_convention(
+        data: tuple[xr.DataArray, pd.DataFrame]) -> None:
+    cube, index = data
+    box = pd.Series(grids.box_mean(cube.values, cube.lat.values, cube.lon.values),
+                    index=pd.PeriodIndex(cube.month.values, freq="M"))
+    # an index that starts 15 years after the grids and reads 0.4 °C warmer than their box mean
+    late = index[index.index >= pd.Period("1965-01", freq="M")].copy()
+    late["nino34"] = box.reindex(late.index).to_numpy() + 0.4
+    table = model_table(box, late)
+    model = train("tiny", cube, table, train_end=TRAIN_END, valid_end=VALID_END, progress=False, max_epochs=1)
+    short = train("tiny", cube, late, train_end=TRAIN_END, valid_end=VALID_END, progress=False, max_epochs=1)
+    assert model.data_window["n_train"] > short.data_window["n_train"] + 100
+    assert Month.parse(model.data_window["train_first_init"]) < Month.of(1965, 1)
+    assert np.allclose(model.statistics["index_bias"], 0.4, atol=1e-6)
+    frame = predict(model, cube, table, ["1986-03"], device="cpu")
+    climatology = (late["nino34"] - late["anomaly"]).reindex(frame["target_month"]).to_numpy()
+    assert np.allclose(frame["nino34"] - frame["nino34_anomaly"], climatology)
+    # an index that does not measure the grids' Niño 3.4 is refused, naming the problem
+    noisy = late.copy()
+    noisy["nino34"] = noisy["nino34"] + np.random.default_rng(0).normal(0, 2 * MAX_INDEX_MISMATCH_SD, len(noisy))
+    with pytest.raises(ValueError, match="do not measure the same thing"):
+        train("tiny", cube, model_table(box, noisy), train_end=TRAIN_END, valid_end=VALID_END, progress=False)

@@ -9,6 +9,13 @@ Conventions, defined here once for the model package:
   samples address it by row, so a month is never located by position in a list.
 * Statistics that shape the inputs (normalisation, land mask, damping factors)
   are fitted on the training period only and stored with the model.
+* The **training target** is the Niño 3.4 box mean of the SST grids themselves
+  (column ``nino34`` of the model table, :func:`model_table`), so a model learns
+  from the SST source's whole record (1854/1891 on) even where the index file
+  starts later (CPC: 1950). The index stays the truth: ``index_nino34``,
+  ``anomaly``, ``oni`` and ``phase`` come from it, and :func:`fit_index_bias`
+  converts a forecast to the index's convention (a per-calendar-month bias,
+  refused when the two disagree by more than :data:`MAX_INDEX_MISMATCH_SD`).
 * The residual design works on **anomalies against the preceding years**: the
   anomaly of month ``m`` is its value minus the mean of the same calendar month
   over the ``detrend_years`` years before it (``m - 12, m - 24, ...``). This
@@ -32,11 +39,15 @@ import xarray as xr
 from torch import Tensor
 
 from enso import grids
+from enso.model import base
 from enso.model.presets import FORECAST_LEADS, GridSpec, KeydanaDesign, Preset, ResidualDesign
 from enso.months import Month
 from enso.nino34 import PHASES
 
 INDEX_COLUMNS = ("nino34", "anomaly", "oni", "phase")
+#: Largest sd (°C) of the monthly difference index - grid box mean (after the per-calendar-month bias)
+#: for which a forecast of the grid's Niño 3.4 is converted to the index: beyond it they measure other things.
+MAX_INDEX_MISMATCH_SD = 0.3
 N_LEADS = len(FORECAST_LEADS)
 #: Input channels of the residual design, per month (Keydana reads one: normalised SST).
 RESIDUAL_CHANNELS = ("sst_anomaly", "land", "calendar_sin", "calendar_cos")
@@ -74,8 +85,10 @@ class ModelData:
     anomaly: np.ndarray
     oni: np.ndarray
     phase: np.ndarray
-    #: The table's climatology of each row's month (nino34 - anomaly), NaN where unknown.
+    #: The table's climatology of each row's month (index °C - anomaly), NaN where unknown.
     table_climatology: np.ndarray
+    #: The index's own Niño 3.4 (°C) where the table has it (``nino34`` may be the grids' box mean).
+    index_nino34: np.ndarray
 
     @property
     def n_rows(self) -> int:
@@ -165,13 +178,62 @@ def prepare_data(cube: xr.DataArray, index: pd.DataFrame, grid: GridSpec, *,
     table.index = pd.PeriodIndex(table.index, freq="M")
     table = table.reindex(axis)
     nino34 = table["nino34"].to_numpy(np.float64)
+    index_nino34 = table["index_nino34"].to_numpy(np.float64) if "index_nino34" in table else nino34
     anomaly = table["anomaly"].to_numpy(np.float64)
     phase = np.array([PHASES.index(p) if p in PHASES else -1 for p in table["phase"]], dtype=np.int64)
     return ModelData(
         first_month=start, lat=field.lat.values.astype(np.float64), lon=field.lon.values.astype(np.float64),
         sst=sst, has_grid=has_grid, nino34=nino34, anomaly=anomaly,
-        oni=table["oni"].to_numpy(np.float64), phase=phase, table_climatology=nino34 - anomaly,
+        oni=table["oni"].to_numpy(np.float64), phase=phase, table_climatology=index_nino34 - anomaly,
+        index_nino34=index_nino34,
     )
+
+
+def model_table(grid_nino34: pd.Series, index: pd.DataFrame) -> pd.DataFrame:
+    """The model's table: the grids' own Niño 3.4 box mean as ``nino34``, the index's columns beside it.
+
+    Months run over both series (the grids usually reach far earlier); ``index_nino34``,
+    ``anomaly``, ``oni`` and ``phase`` are NaN / None where the index has no value.
+    """
+    months = pd.PeriodIndex(grid_nino34.index, freq="M").union(pd.PeriodIndex(index.index, freq="M"))
+    table = index.copy()
+    table.index = pd.PeriodIndex(table.index, freq="M")
+    table = table.reindex(months)
+    grid = grid_nino34.copy()
+    grid.index = pd.PeriodIndex(grid.index, freq="M")
+    table["index_nino34"] = table["nino34"]
+    table["nino34"] = grid.reindex(months).to_numpy(np.float64)
+    table.attrs = dict(index.attrs)
+    return table
+
+
+def fit_index_bias(data: ModelData, last: Month) -> np.ndarray:
+    """Per calendar month, the mean of index °C - grid box mean over rows up to ``last`` (12,).
+
+    Zero when the table's ``nino34`` is the index itself. Raises when the residual sd
+    exceeds :data:`MAX_INDEX_MISMATCH_SD` (the SST source and the index disagree too much
+    to convert one into the other) or when a calendar month has no common value.
+    """
+    rows = np.arange(min(data.row(last), data.n_rows - 1) + 1)
+    diff = data.index_nino34[rows] - data.nino34[rows]
+    known = np.isfinite(diff)
+    if not known.any():
+        raise ValueError(f"the index and the SST grids share no month up to {last}: cannot relate the grids' "
+                         f"Niño 3.4 to the index (ingest the index first: `enso backfill`)")
+    calendar = data.calendar[rows]
+    bias = np.zeros(12)
+    for c in range(12):
+        sel = known & (calendar == c)
+        if not sel.any():
+            raise ValueError(f"the index and the SST grids share no calendar month {c + 1} up to {last}")
+        bias[c] = diff[sel].mean()
+    residual = diff[known] - bias[calendar[known]]
+    spread = float(residual.std())
+    if spread > MAX_INDEX_MISMATCH_SD:
+        raise ValueError(f"the SST grids' Niño 3.4 box mean and the index differ by {spread:.2f} °C (sd, after a "
+                         f"monthly bias) up to {last}, more than {MAX_INDEX_MISMATCH_SD}: they do not measure the "
+                         f"same thing; check ENSO_SST_SOURCE and ENSO_INDEX_URL")
+    return bias
 
 
 def trailing_climatology(values: np.ndarray, years: int, min_years: int) -> np.ndarray:
@@ -277,8 +339,8 @@ def fit_statistics(preset: Preset, data: ModelData, train_end: Month) -> dict[st
     without SST in every training month). Keydana: the global ``sst_mean`` /
     ``sst_std`` over ocean cells and months, ``nino34_mean`` / ``nino34_std``,
     and the monthly ``sst_climatology`` (12, lat, lon) that turns a forecast
-    grid into an anomaly map. The residual design's ``damping`` is fitted by
-    :func:`fit_damping` once the training samples exist, its ``grid_damping``
+    grid into an anomaly map. The residual design's linear base is fitted by
+    :mod:`enso.model.base` once the training samples exist, its ``grid_damping``
     (the lead-1 map) by :func:`fit_grid_damping`.
     """
     train_rows = np.flatnonzero(data.has_grid[: data.row(train_end) + 1])
@@ -299,25 +361,6 @@ def fit_statistics(preset: Preset, data: ModelData, train_end: Month) -> dict[st
             sst_climatology=climatology.astype(np.float32),
         )
     return stats
-
-
-def fit_damping(train: Samples) -> np.ndarray:
-    """Damped-persistence factors r (12 init calendar months x 12 leads) from the residual design's training samples.
-
-    Lag-L regression of the detrended anomaly through the origin:
-    r = sum(a0 * aL) / sum(a0^2) per init calendar month and lead; 0 where a
-    calendar month has no training case.
-    """
-    damping = np.zeros((12, N_LEADS))
-    for c in range(12):
-        sel = train.init_calendar == c
-        a0 = train.persistence[sel].astype(np.float64)[:, None]
-        target = train.target[sel].astype(np.float64)
-        known = np.isfinite(target)
-        num = np.where(known, a0 * np.nan_to_num(target), 0.0).sum(axis=0)
-        den = np.where(known, a0**2, 0.0).sum(axis=0)
-        damping[c] = np.divide(num, den, out=np.zeros(N_LEADS), where=den > 0)
-    return damping
 
 
 def fit_grid_damping(field: np.ndarray, data: ModelData, train_end: Month) -> np.ndarray:
@@ -456,6 +499,39 @@ class _InputRules:
                 f"(preset {self.preset.name})")
 
 
+def base_features(preset: Preset, field: np.ndarray, stats: dict[str, np.ndarray], samples: Samples) -> np.ndarray:
+    """The linear base's raw features of the samples (see :mod:`enso.model.base`)."""
+    design = preset.design
+    assert isinstance(design, ResidualDesign)
+    return base.features(field, samples.window, samples.persistence, stats["land"], stats["base_patterns"],
+                         design.ridge_lags)
+
+
+def linear_base(preset: Preset, field: np.ndarray, stats: dict[str, np.ndarray], samples: Samples) -> np.ndarray:
+    """(n, 12) the residual design's linear base forecast in model units; zeros for Keydana or before it is fitted."""
+    if not isinstance(preset.design, ResidualDesign) or "base_coef" not in stats:
+        return np.zeros((len(samples), N_LEADS), dtype=np.float32)
+    return base.base_forecast(base_features(preset, field, stats, samples), stats).astype(np.float32)
+
+
+def fit_linear_base(preset: Preset, field: np.ndarray, stats: dict[str, np.ndarray], train: Samples,
+                    select: Samples | None, alphas: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Fit the EOF ridge base on the training cases (EOFs of their init months), penalties chosen on ``select``."""
+    design = preset.design
+    assert isinstance(design, ResidualDesign)
+    if design.ridge_lags > preset.n_timesteps:
+        raise ValueError(f"preset {preset.name}: ridge_lags {design.ridge_lags} exceeds the input window "
+                         f"{preset.n_timesteps}")
+    patterns = base.fit_patterns(field, np.unique(train.window), stats["lat"], stats["land"], design.ridge_eofs)
+    fitted = {"base_patterns": patterns}
+    scope = {**stats, **fitted}
+    train_x = base_features(preset, field, scope, train)
+    select_x = None if select is None else base_features(preset, field, scope, select)
+    fitted.update(base.fit_ridge(train_x, train.target.astype(np.float64), select_x,
+                                 None if select is None else select.target.astype(np.float64), alphas))
+    return fitted
+
+
 class SampleTensors:
     """A set of samples and the input field as tensors on one device, built once.
 
@@ -479,6 +555,7 @@ class SampleTensors:
         self.phase = torch.as_tensor(samples.phase, device=device)
         self.persistence = torch.as_tensor(samples.persistence, device=device)
         self.init_calendar = torch.as_tensor(samples.init_calendar, device=device)
+        self.base = torch.as_tensor(linear_base(preset, field, stats, samples), dtype=torch.float32, device=device)
         self.grid_target = torch.as_tensor(samples.grid_target, device=device)
 
     def __len__(self) -> int:

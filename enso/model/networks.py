@@ -61,15 +61,13 @@ class KeydanaNet(nn.Module):
 
 
 class AnomalyResidualNet(nn.Module):
-    """Small ConvLSTM predicting all leads of the detrended Niño 3.4 anomaly as a correction.
+    """Small ConvLSTM predicting all leads of the detrended Niño 3.4 anomaly as a correction of a linear base.
 
-    Output for lead L = ``correction_L + base_weight_L * damping[init calendar month, L] * persistence``,
-    where ``persistence`` is the detrended anomaly of the init month and
-    ``damping`` the lag-L regression factors fitted on the training period (a
-    buffer, set before training). The last linear layer starts at zero and
-    ``base_weight`` at one, so an untrained network forecasts exactly damped
-    persistence; training can then correct each lead and also move each lead's
-    base toward climatology (``base_weight`` -> 0) where persistence does not pay.
+    Output for lead L = ``correction_L + base_weight_L * base_L``, where ``base`` is the
+    EOF ridge forecast of the case (:mod:`enso.model.base`, fitted on the training
+    period before the network). The last linear layer starts at zero and
+    ``base_weight`` at one, so an untrained network forecasts exactly the linear base;
+    training then learns what the linear forecast misses.
     """
 
     #: Parameters left out of weight decay (decay would pull the base toward climatology).
@@ -92,11 +90,9 @@ class AnomalyResidualNet(nn.Module):
         nn.init.zeros_(self.correction.weight)
         nn.init.zeros_(self.correction.bias)
         self.base_weight = nn.Parameter(torch.ones(n_leads))
-        self.register_buffer("damping", torch.zeros(12, n_leads))
 
-    def forward(self, x: Tensor, persistence: Tensor, init_calendar_month: Tensor) -> Tensor:
-        """``x`` (B, T, C, H, W), ``persistence`` (B,), ``init_calendar_month`` (B,) in 0..11 -> (B, n_leads)."""
+    def forward(self, x: Tensor, base: Tensor) -> Tensor:
+        """``x`` (B, T, C, H, W), ``base`` (B, n_leads) the linear forecast -> (B, n_leads)."""
         _, states = self.convlstm(x)
         correction = self.correction(self.head(states[-1][0]))
-        base = self.damping[init_calendar_month] * persistence[:, None]
         return correction + self.base_weight * base

@@ -7,11 +7,10 @@ observed anomaly of the init month and lead 13, not forecast, is left out.
 
 The probability of each phase is the mass of N(forecast ONI, sigma_L^2) below
 -0.5, between, and above +0.5 (:func:`enso.baselines.gaussian_phase_probabilities`),
-with sigma_L the RMSE of the ensemble-mean ONI forecast of lead L over the
-validation period (never the test period). The
-ensemble spread is not used: a few seeds of one network are far less spread
-than their error. sigma is made non-decreasing in lead (errors grow with lead;
-this also fills a lead that the validation period cannot score).
+with sigma the RMSE of the ensemble-mean ONI forecast over the selection period
+(never the test period) per target calendar month and lead
+(:func:`calibrate_spread`). The ensemble spread is not used: a few seeds of one
+network are far less spread than their error.
 """
 
 from __future__ import annotations
@@ -20,6 +19,8 @@ import numpy as np
 
 #: Smallest sigma (°C) used, so that a perfect validation score cannot give certainties.
 MIN_SIGMA = 0.05
+#: Weight, in cases, of a lead's all-season spread in each target month's spread.
+SHRINK_CASES = 12
 
 
 def forecast_oni(anomaly: np.ndarray, init_anomaly: np.ndarray) -> np.ndarray:
@@ -34,15 +35,37 @@ def forecast_oni(anomaly: np.ndarray, init_anomaly: np.ndarray) -> np.ndarray:
     return np.where(known, stacked, 0.0).sum(axis=0) / known.sum(axis=0)
 
 
-def calibrate_sigma(oni_forecast: np.ndarray, oni_observed: np.ndarray) -> np.ndarray:
-    """Per-lead sigma (12,) from (n, 12) forecast and observed ONI (NaN where unknown)."""
-    error = oni_forecast - oni_observed
+def calibrate_spread(forecast: np.ndarray, observed: np.ndarray, target_calendar: np.ndarray) -> np.ndarray:
+    """Error sd per target calendar month and lead (12, 12) from (n, 12) forecasts and observations.
+
+    ``target_calendar`` (n, 12) is the calendar month (0..11) of each target. Errors
+    depend on the season the forecast crosses (the spring barrier), but a selection
+    window holds only ~10 cases per target month and lead; so each cell pools the
+    target month and its two neighbours and is shrunk toward the lead's sd over all
+    months (weight :data:`SHRINK_CASES` cases). The sd is made non-decreasing in
+    lead for each target month (an earlier init cannot know more) and at least
+    :data:`MIN_SIGMA`.
+    """
+    error = forecast - observed
     known = np.isfinite(error)
-    count = known.sum(axis=0)
-    if count[0] == 0:
-        raise ValueError("the validation period holds no observed ONI at lead 1: too short to calibrate "
+    if not known[:, 0].any():
+        raise ValueError("the selection period holds no observed target at lead 1: too short to calibrate "
                          "phase probabilities")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rmse = np.sqrt((np.where(known, error, 0.0) ** 2).sum(axis=0) / count)
-    rmse = np.where(count > 0, rmse, 0.0)
-    return np.maximum.accumulate(np.maximum(rmse, MIN_SIGMA))
+    squared = np.where(known, error, 0.0) ** 2
+    out = np.zeros((12, error.shape[1]))
+    for k in range(error.shape[1]):
+        n_lead = known[:, k].sum()
+        var_lead = squared[:, k].sum() / n_lead if n_lead else np.nan
+        for c in range(12):
+            near = known[:, k] & (np.abs((target_calendar[:, k] - c + 6) % 12 - 6) <= 1)
+            n = near.sum()
+            var = (squared[near, k].sum() + SHRINK_CASES * var_lead) / (n + SHRINK_CASES) if n_lead else np.nan
+            out[c, k] = np.sqrt(var)
+    for k in range(1, out.shape[1]):  # a lead the period cannot score takes the previous lead's spread
+        out[:, k] = np.where(np.isfinite(out[:, k]), out[:, k], out[:, k - 1])
+    return np.maximum.accumulate(np.maximum(out, MIN_SIGMA), axis=1)
+
+
+def spread_at(spread: np.ndarray, target_calendar: np.ndarray) -> np.ndarray:
+    """(n, 12) sd of each case and lead from a (12 target months, 12 leads) table."""
+    return spread[target_calendar, np.arange(spread.shape[1])[None, :]]

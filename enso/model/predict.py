@@ -4,10 +4,13 @@ Columns of :func:`predict`'s frame:
 
 * ``init_month``, ``target_month`` (``pandas.Period``, frequency M; target =
   init + lead), ``lead``.
-* ``nino34`` (°C) and ``nino34_anomaly``: the anomaly against the index table's
+* ``nino34`` (°C, in the index's convention: the grids' box-mean forecast plus the
+  index bias of the target calendar month) and ``nino34_anomaly``: the anomaly against the index table's
   own climatology of the target month (its base period; for a target beyond the
   table, the latest value it states for that calendar month).
 * ``oni``: the forecast ONI of the target month (see :mod:`enso.model.phases`).
+* ``nino34_anomaly_sd``: the forecast's Gaussian error sd (°C) for its target
+  calendar month and lead, calibrated on the selection period (NaN for Keydana).
 * ``p_la_nina``, ``p_neutral``, ``p_el_nino`` (sum 1) and ``phase``. Keydana:
   the softmax of its phase head, averaged over members, and its argmax, as the
   reference verified them. Residual: Gaussian probabilities around the forecast
@@ -33,7 +36,7 @@ import xarray as xr
 
 from enso.baselines import gaussian_phase_probabilities
 from enso.model.data import ModelData, SampleTensors, Samples, build_samples, encode_field, prepare_data
-from enso.model.phases import forecast_oni
+from enso.model.phases import forecast_oni, spread_at
 from enso.model.presets import FORECAST_LEADS, KeydanaDesign, Preset, ResidualDesign
 from enso.model.trained import TrainedModel
 from enso.months import Month
@@ -94,10 +97,12 @@ def forecast_cases(model: TrainedModel, data: ModelData, samples: Samples, devic
                     probabilities[rows] += head_probabilities[:count]  # type: ignore[index]
                     grid[rows] += lead1_grid[:count]  # type: ignore[index]
                 else:
-                    pred = net(x, tensors.persistence[idx], tensors.init_calendar[idx])
+                    pred = net(x, tensors.base[idx])
                     value[rows] += pred.float().cpu().numpy()[:count]
     members = len(networks)
-    nino34 = value / members * samples.target_scale + samples.target_offset
+    target_calendar = (samples.init_calendar[:, None] + np.asarray(FORECAST_LEADS)[None, :]) % 12
+    # the grids' Niño 3.4 forecast in the index's convention (zero bias when the table's nino34 is the index)
+    nino34 = value / members * samples.target_scale + samples.target_offset + stats["index_bias"][target_calendar]
     target_months = [[data.month(r) + lead for lead in FORECAST_LEADS] for r in samples.init_rows]
     climatology = data.climatology_of([m for row in target_months for m in row]).reshape(n, n_leads)
     anomaly = nino34 - climatology
@@ -186,11 +191,15 @@ def _check_grid(model: TrainedModel, data: ModelData) -> None:
 def forecast_frame(model: TrainedModel, data: ModelData, samples: Samples, cases: CaseForecasts) -> pd.DataFrame:
     """The long forecast frame of :func:`predict` from :func:`forecast_cases` output."""
     n, n_leads = cases.nino34.shape
+    target_calendar = (samples.init_calendar[:, None] + np.asarray(FORECAST_LEADS)[None, :]) % 12
+    spread = (spread_at(model.statistics["anomaly_error_sd"], target_calendar).ravel()
+              if "anomaly_error_sd" in model.statistics else np.full(n * n_leads, np.nan))
     if cases.head_probabilities is not None:
         probabilities = cases.head_probabilities
         phases = [PHASES[k] for k in probabilities.reshape(-1, len(PHASES)).argmax(axis=1)]
     else:
-        probabilities = gaussian_phase_probabilities(cases.oni, model.statistics["oni_error_sd"])
+        probabilities = gaussian_phase_probabilities(
+            cases.oni, spread_at(model.statistics["oni_error_sd"], target_calendar))
         phases = [phase_of(v) for v in cases.oni.ravel()]
     init = [data.month(r) for r in samples.init_rows]
     lead = np.tile(np.asarray(FORECAST_LEADS), n)
@@ -207,6 +216,7 @@ def forecast_frame(model: TrainedModel, data: ModelData, samples: Samples, cases
         "lead": lead,
         "target_month": pd.PeriodIndex([str(m + int(L)) for m in init for L in FORECAST_LEADS], freq="M"),
         "nino34_anomaly": cases.anomaly.ravel(),
+        "nino34_anomaly_sd": spread,
         "nino34": cases.nino34.ravel(),
         "oni": cases.oni.ravel(),
         **{f"p_{phase}": flat[:, k] for k, phase in enumerate(PHASES)},

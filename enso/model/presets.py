@@ -14,7 +14,8 @@ Two designs exist:
 * :class:`ResidualDesign` (presets ``residual-anomaly``, ``cpu-small``,
   ``tiny``): the improved design of ``docs/modeling-notes.md``: causally
   detrended SST anomalies in, the 12 leads of the detrended Niño 3.4 anomaly out,
-  as a correction of damped persistence.
+  as a correction of the best linear forecast (an EOF ridge per lead, fitted on
+  the training period), optionally refitted on every month after selection.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class KeydanaDesign:
 
 @dataclass(frozen=True)
 class ResidualDesign:
-    """Detrended anomalies in, 12 leads out as a learned correction of damped persistence."""
+    """Detrended anomalies in, 12 leads out as a learned correction of the EOF ridge base (per lead)."""
 
     kind: Literal["residual"] = "residual"
     #: Anomalies are taken against the same calendar month's mean over this many preceding years.
@@ -63,6 +64,10 @@ class ResidualDesign:
     dropout: float = 0.5
     #: Standard deviation (°C) of Gaussian noise added to ocean input cells while training.
     input_noise: float = 0.3
+    #: The linear base (:mod:`enso.model.base`): leading EOFs of the input field, and how many of the
+    #: window's last months enter its features. 12 and 6 were chosen on the 1980-89 selection period.
+    ridge_eofs: int = 12
+    ridge_lags: int = 6
 
 
 Design = KeydanaDesign | ResidualDesign
@@ -95,6 +100,9 @@ class Preset:
     patience: int | None = None
     #: Ensemble members (independently seeded trainings whose forecasts are averaged).
     n_members: int = 1
+    #: After selection, train again on every month up to the end of the selection window with each
+    #: member's selected epoch count (the operational model then learns from the newest months too).
+    refit: bool = False
 
     def __post_init__(self) -> None:
         if len(self.hidden_channels) != len(self.kernel_sizes) or not self.hidden_channels:
@@ -159,6 +167,7 @@ _CPU_SMALL = Preset(
     max_epochs=40,
     patience=6,
     n_members=3,
+    refit=True,
 )
 
 PRESETS: dict[str, Preset] = {
@@ -191,9 +200,11 @@ PRESETS: dict[str, Preset] = {
     "cpu-small": _CPU_SMALL,
     "tiny": _CPU_SMALL.replace(
         name="tiny",
-        description="Unit-test preset: source grid as is, one 4-channel layer, 3 epochs, 2 members; seconds.",
-        grid=GridSpec(lat_range=(-30.0, 30.0)),
-        design=ResidualDesign(detrend_years=5, detrend_min_years=3, head_channels=2, pool_size=(2, 4)),
+        description="Unit-test preset: 10° grid over 30°S-30°N, one 4-channel layer, 3 epochs, 2 members, "
+                    "refit; seconds.",
+        grid=GridSpec(lat_range=(-30.0, 30.0), resolution_deg=10.0),
+        design=ResidualDesign(detrend_years=10, detrend_min_years=5, head_channels=2, pool_size=(2, 4),
+                              ridge_eofs=8, ridge_lags=2),
         n_timesteps=3,
         hidden_channels=(4,),
         kernel_sizes=(3,),

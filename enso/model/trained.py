@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,8 +15,9 @@ from enso.model.data import RESIDUAL_CHANNELS
 from enso.model.networks import AnomalyResidualNet, KeydanaNet
 from enso.model.presets import FORECAST_LEADS, KeydanaDesign, Preset
 
-#: Version of the byte layout written by :meth:`TrainedModel.to_bytes`.
-FORMAT_VERSION = 1
+#: Version of the byte layout written by :meth:`TrainedModel.to_bytes` (2: the EOF ridge base, the index
+#: bias, spreads per target month and lead; models of format 1 must be retrained).
+FORMAT_VERSION = 2
 
 
 def build_network(preset: Preset, statistics: dict[str, np.ndarray]) -> nn.Module:
@@ -35,8 +37,6 @@ def build_network(preset: Preset, statistics: dict[str, np.ndarray]) -> nn.Modul
         n_leads=len(FORECAST_LEADS), head_channels=design.head_channels, pool_size=design.pool_size,
         dropout=design.dropout, circular_lon=preset.circular_lon, forget_bias=preset.forget_bias,
     )
-    if "damping" in statistics:
-        net.damping.copy_(torch.as_tensor(statistics["damping"], dtype=torch.float32))
     return net
 
 
@@ -47,11 +47,15 @@ class TrainedModel:
     * ``preset``: the full recipe (stored as JSON in the registry).
     * ``member_states``: one state dict per ensemble member (CPU tensors).
     * ``statistics``: arrays fitted on the training period (grid, land mask,
-      normalisation, damping factors of the index and, per cell, of the lead-1
-      map) and, for the residual design, the per-lead ONI error sd calibrated
-      on the validation period.
+      normalisation, the index bias, the EOF ridge base, per-cell damping of the
+      lead-1 map) and the error sd of the anomaly and the ONI per target calendar
+      month and lead, calibrated on the selection period (``anomaly_error_sd``,
+      ``oni_error_sd``: 12 x 12).
     * ``data_window``: first input month, train/validation init months and ends,
-      sample counts (``YYYY-MM`` strings and ints).
+      sample counts (``YYYY-MM`` strings and ints), and whether (``refit``) and on how
+      many cases (``n_refit``) the model was refitted after selection.
+    * ``checkpoint_folder``: where this run's checkpoints lie (not stored; the
+      caller removes it once the model is registered).
     * ``validation``: per-lead ``acc`` / ``rmse`` / ``n`` of the Niño 3.4 anomaly
       on the validation period, lists indexed like ``lead``.
     * ``data_fingerprint``: sha256 of the arrays trained on (see ``ModelData.fingerprint``).
@@ -66,6 +70,19 @@ class TrainedModel:
     data_fingerprint: str
     seed: int
     history: list[list[dict[str, float]]] = field(default_factory=list)
+    #: A refitted model keeps the weights and statistics that selection scored: ``(member_states, statistics)``.
+    selected: tuple[list[dict[str, torch.Tensor]], dict[str, np.ndarray]] | None = None
+    checkpoint_folder: Path | None = None
+
+    def as_selected(self) -> "TrainedModel":
+        """The model as selection scored it (before the refit): what a fair comparison on later selection
+        months uses, since the refitted weights have seen them. Itself when it was not refitted."""
+        if self.selected is None:
+            return self
+        states, statistics = self.selected
+        return TrainedModel(preset=self.preset, member_states=states, statistics=statistics,
+                            data_window={**self.data_window, "refit": False}, validation=self.validation,
+                            data_fingerprint=self.data_fingerprint, seed=self.seed, history=self.history)
 
     @property
     def name(self) -> str:
@@ -93,6 +110,9 @@ class TrainedModel:
             "data_fingerprint": self.data_fingerprint,
             "seed": self.seed,
             "history": self.history,
+            "selected": None if self.selected is None else {
+                "member_states": [{k: v.detach().cpu() for k, v in s.items()} for s in self.selected[0]],
+                "statistics": {k: torch.from_numpy(np.array(v)) for k, v in self.selected[1].items()}},
         }, buffer)
         return buffer.getvalue()
 
@@ -111,4 +131,7 @@ class TrainedModel:
             data_fingerprint=content["data_fingerprint"],
             seed=content["seed"],
             history=content["history"],
+            selected=None if content["selected"] is None else (
+                content["selected"]["member_states"],
+                {k: v.numpy() for k, v in content["selected"]["statistics"].items()}),
         )
