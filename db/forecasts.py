@@ -7,6 +7,7 @@ leaves the previous forecast in place.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 from sqlalchemy import Connection, Engine, and_, delete, insert, select
@@ -17,7 +18,9 @@ from db.store import date_month, month_date
 from enso.months import Month
 
 FORECAST_COLUMNS = ("init_month", "target_month", "lead_months", "nino34", "nino34_anomaly", "p_la_nina",
-                    "p_neutral", "p_el_nino", "phase")
+                    "p_neutral", "p_el_nino", "phase", "nino34_anomaly_sd")
+#: The optional column of a forecast frame with the Gaussian spread of the anomaly (°C); NULL when absent.
+SPREAD_COLUMN = "nino34_anomaly_sd"
 
 
 def _month(value: object) -> Month:
@@ -26,7 +29,11 @@ def _month(value: object) -> Month:
 
 def write_forecasts(conn: Connection, frame: pd.DataFrame, *, model_version: str, kind: str, base_period: str,
                     flow_run_id: str | None = None) -> int:
-    """Replace the forecasts of every init month in ``frame`` (a :func:`enso.model.predict.predict` frame)."""
+    """Replace the forecasts of every init month in ``frame`` (a :func:`enso.model.predict.predict` frame).
+
+    A frame with :data:`SPREAD_COLUMN` stores it (NaN as NULL; a spread must be
+    positive); without it the column is NULL.
+    """
     if kind not in ("operational", "hindcast"):
         raise ValueError(f"forecast kind must be 'operational' or 'hindcast', not {kind!r}")
     inits = sorted({_month(m) for m in frame["init_month"]})
@@ -39,13 +46,18 @@ def write_forecasts(conn: Connection, frame: pd.DataFrame, *, model_version: str
                                                 ForecastGrid.kind == kind, ForecastGrid.init_month == month_date(m)))
     probabilities = frame[["p_la_nina", "p_neutral", "p_el_nino"]].to_numpy(dtype=float)
     probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    spreads = (pd.to_numeric(frame[SPREAD_COLUMN], errors="coerce").to_numpy(dtype=float) if SPREAD_COLUMN in frame
+               else np.full(len(frame), np.nan))
+    if (spreads[np.isfinite(spreads)] <= 0).any():
+        raise ValueError(f"forecast spreads ({SPREAD_COLUMN}) must be positive")
     rows = [
         dict(model_version=model_version, kind=kind, init_month=month_date(_month(r.init_month)),
              target_month=month_date(_month(r.target_month)), lead_months=int(r.lead),
              nino34=float(r.nino34), nino34_anomaly=float(r.nino34_anomaly),
              p_la_nina=float(p[0]), p_neutral=float(p[1]), p_el_nino=float(p[2]), phase=str(r.phase),
+             nino34_anomaly_sd=float(sd) if np.isfinite(sd) else None,
              base_period=base_period, created_at=now, flow_run_id=flow_run_id)
-        for r, p in zip(frame.itertuples(index=False), probabilities)
+        for r, p, sd in zip(frame.itertuples(index=False), probabilities, spreads)
     ]
     if rows:
         conn.execute(insert(Forecast), rows)
@@ -63,7 +75,10 @@ def write_forecasts(conn: Connection, frame: pd.DataFrame, *, model_version: str
 
 def load_forecasts(engine: Engine, *, model_version: str | None = None, kind: str | None = None,
                    init_start: Month | None = None, init_end: Month | None = None) -> pd.DataFrame:
-    """Stored forecasts as a frame (init_month/target_month as monthly Periods, ``lead``), oldest first."""
+    """Stored forecasts as a frame (init_month/target_month as monthly Periods, ``lead``), oldest first.
+
+    ``nino34_anomaly_sd`` is a float column, NaN where no spread is stored.
+    """
     stmt = select(Forecast)
     if model_version:
         stmt = stmt.where(Forecast.model_version == model_version)
@@ -78,8 +93,10 @@ def load_forecasts(engine: Engine, *, model_version: str | None = None, kind: st
     frame = pd.DataFrame([r._asdict() for r in rows])
     if frame.empty:
         return pd.DataFrame(columns=["model_version", "kind", "init_month", "target_month", "lead",
-                                     "nino34", "nino34_anomaly", "p_la_nina", "p_neutral", "p_el_nino", "phase"])
+                                     "nino34", "nino34_anomaly", "p_la_nina", "p_neutral", "p_el_nino", "phase",
+                                     SPREAD_COLUMN])
     frame = frame.rename(columns={"lead_months": "lead"})
+    frame[SPREAD_COLUMN] = pd.to_numeric(frame[SPREAD_COLUMN], errors="coerce").astype(float)
     for col in ("init_month", "target_month"):
         frame[col] = pd.PeriodIndex([pd.Period(d, freq="M") for d in frame[col]], freq="M")
     return frame

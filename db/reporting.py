@@ -21,7 +21,8 @@ from the store (``reports/`` itself knows no SQL):
   without a phase yet are reported as provisional
   (:attr:`reports.data.ReportData.provisional_notes`);
 * **baselines**: persistence and damped persistence for leads 1-12, fitted on
-  the model's training period (:class:`db.verification.IndexBaselines`);
+  the model's training period (:class:`db.verification.IndexBaselines`; the
+  caveats state the periods and the linear EOF model's causal anomaly base);
   ``phase_climatology`` (shown beside the forecast probabilities) is the observed
   phase frequencies over the base period, omitted unless the index has a phase
   for every month of it;
@@ -30,8 +31,11 @@ from the store (``reports/`` itself knows no SQL):
   holds the base period, else against the latest 30 complete years it holds
   (the title says which); the predicted lead-1 map from ``forecast_grid``
   (its title says how the model made it); both cut to :data:`MAP_LAT` x :data:`MAP_LON`;
-* **verification**: the model's stored hindcast scores (:func:`db.verification.load_scores`)
-  and its lead-1 phase contingency table over the same init months;
+* **verification**: the model's stored hindcast scores (:func:`db.verification.load_scores`,
+  with the Brier skill scores per phase and the CRPS where a forecaster states a
+  spread), its lead-1 phase contingency table and its reliability table per phase
+  (all leads pooled, :func:`db.verification.model_reliability`) over the same
+  init months, and which months the RPSS/BSS reference climatology comes from;
 * **outcomes**: operational forecasts at leads :data:`OUTCOME_LEADS` whose target
   is the init month or the month before, beside what was observed.
 
@@ -73,7 +77,9 @@ from db.status import input_freshness
 from db.verification import (
     IndexBaselines,
     climatology_years,
+    eof_base,
     load_scores,
+    model_reliability,
     parse_base_period,
     scored_period,
 )
@@ -274,15 +280,22 @@ def _base_phase_climatology(index: pd.DataFrame, base: tuple[int, int]) -> pd.Da
 
 # --------------------------------------------------------------------------- verification and outcomes
 
-def _verification(engine: Engine, version: str, index: pd.DataFrame) -> Verification | None:
+def _verification(engine: Engine, version: str, index: pd.DataFrame,
+                  baselines: IndexBaselines) -> Verification | None:
     period = scored_period(engine, version, "hindcast")
     if period is None:
         return None
     scores = load_scores(engine, version, "hindcast", period)
-    lead1 = load_forecasts(engine, model_version=version, kind="hindcast", init_start=period[0], init_end=period[1])
-    lead1 = attach_observations(lead1[lead1["lead"] == 1], index["anomaly"], index["phase"])
+    stored = load_forecasts(engine, model_version=version, kind="hindcast", init_start=period[0], init_end=period[1])
+    joined = attach_observations(stored, index["anomaly"], index["phase"])
+    joined = joined[np.isfinite(joined["observed_anomaly"].to_numpy(dtype=np.float64))]
+    lead1 = joined[joined["lead"] == 1]
+    years = baselines.reference_years
+    reference = (f"observed phase frequencies per calendar month over {years[0]}-01 to {years[1]}-12, the "
+                 f"{years[1] - years[0] + 1} years ending with the selection period" if years else "")
     return Verification(scores=scores, model_forecaster=version, period=MonthSpan(*period), kind="hindcast",
-                        contingency=contingency_table(lead1["phase"], lead1["observed_phase"]), contingency_lead=1)
+                        contingency=contingency_table(lead1["phase"], lead1["observed_phase"]), contingency_lead=1,
+                        reliability=model_reliability(joined), reference_climatology=reference)
 
 
 def _outcomes(engine: Engine, init: Month, version: str, observed_phase: pd.Series) -> pd.DataFrame | None:
@@ -344,10 +357,12 @@ def assemble_report(engine: Engine, settings: Settings, init_month: Month | None
         "damped_persistence": baselines.damped_persistence.predict(index["anomaly"], at_init)["nino34_anomaly"]
         .to_numpy(),
     }, index=pd.Index(baselines.persistence.leads, name="lead"))
-    verification = _verification(engine, info.version, index)
+    verification = _verification(engine, info.version, index, baselines)
     caveats = [
         f"Baselines (persistence, damped persistence, climatology, linear EOF model) are fitted on the model's "
-        f"training period {info.train_start} to {info.train_end}.",
+        f"training period {info.train_start} to {info.train_end}; none sees a scored month.",
+        f"Baselines in detail: {baselines.describe(info)}.",
+        *_eof_caveat(engine, info, index),
         f"The observed phase of a month comes from its {phase.label} (ENSO_PHASE_INDEX), so the newest month's "
         "phase is provisional; forecast anomalies are scored against the traditional Niño 3.4 index.",
     ]
@@ -371,6 +386,17 @@ def assemble_report(engine: Engine, settings: Settings, init_month: Month | None
         verification=verification, outcomes=_outcomes(engine, init, info.version, index["phase"]),
         stale_inputs=stale_inputs(engine, settings, info.sst_source, issued_at),
     )
+
+
+def _eof_caveat(engine: Engine, info: RegistryModelInfo, index: pd.DataFrame) -> list[str]:
+    """The linear EOF model's causal anomaly base, as a caveat (none when the store cannot give one)."""
+    try:
+        base = eof_base(engine, info, index)
+    except (LookupError, ValueError) as error:
+        return [f"No causal base period for the linear EOF baseline: {error}."]
+    return [f"The linear EOF model's SST and Niño 3.4 anomalies are taken against {base[0]}-{base[1]}, the "
+            f"{base[1] - base[0] + 1} years ending with the training period (a base inside the scored years "
+            f"would hand it the later warming)."]
 
 
 def stale_inputs(engine: Engine, settings: Settings, source: str,

@@ -259,7 +259,12 @@ class Model(Base):
 
 
 class Forecast(Base):
-    """One row per (model, kind, init month, target month): the Niño 3.4 forecast users query in SQL."""
+    """One row per (model, kind, init month, target month): the Niño 3.4 forecast users query in SQL.
+
+    ``nino34_anomaly_sd`` (°C, nullable) is the standard deviation of the
+    forecast's Gaussian distribution of the anomaly, from which its phase
+    probabilities come; NULL where the forecaster states no spread.
+    """
 
     __tablename__ = "forecast"
     __table_args__ = (
@@ -288,6 +293,7 @@ class Forecast(Base):
     base_period: Mapped[str] = mapped_column(String(16), nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    nino34_anomaly_sd: Mapped[float | None] = mapped_column(Float)
 
 
 class ForecastGrid(Base):

@@ -7,24 +7,41 @@ the baselines of :mod:`enso.baselines` on exactly the same (init month, lead)
 pairs:
 
 * ``climatology``: anomaly 0 and the observed phase frequencies of the target
-  calendar month;
-* ``persistence`` and ``damped_persistence``: the init month's index anomaly
-  (times r(lead)), with Gaussian phase probabilities whose spread is the
-  baseline's RMS error per lead on the training period;
+  calendar month over the **reference years**: the 30 complete years that end
+  with the model's selection period (``valid_end``; fewer if the phase index is
+  shorter, at least 15), i.e. the most recent observed phases before the scored
+  init months (:func:`enso.baselines.causal_base`). They are the reference of
+  RPSS and of the Brier skill scores (``bss_<phase>``), not the phase
+  frequencies of an early training record, whose trend level differs;
+* ``persistence``: the init month's index anomaly held, with Gaussian phase
+  probabilities whose spread is its RMS error per lead on the training period
+  (it fits nothing else; its anomaly is the index's as published, against the
+  file's base period, the same anomalies the model is scored on);
+* ``damped_persistence``: a centred regression per init calendar month and lead
+  fitted on the training period, its means over the training pairs of the
+  last 30 years up to ``train_end`` (:class:`enso.baselines.DampedPersistence`,
+  ``level_years``), Gaussian probabilities as persistence's;
 * ``linear_eof``: ridge regression on EOFs of tropical Pacific SST anomalies
   (20°S-20°N, 120°E-70°W) of the model's own SST source in the store, coarsened
   to :data:`EOF_RESOLUTION_DEG` (a 1° COBE century reads and fits in seconds
-  then, with the same large-scale patterns), anomalies against the index's base
-  period (or the store's latest 30 complete years, see :func:`climatology_years`);
-  alpha is chosen on the model's selection period, as the model's weights were.
+  then, with the same large-scale patterns); alpha is chosen on the model's
+  selection period, as the model's weights were. Its anomalies are causal: SST
+  grids and the Niño 3.4 index alike are taken against the **EOF base**, the 30
+  complete years that end with ``train_end`` and that both the store and the
+  index hold (fewer if they are shorter, at least 15, else a clear error), and
+  its forecasts are moved back to the index's convention by the index's mean
+  anomaly of the target calendar month over those years.
 
-Each baseline is fitted on the model's training period only (``train_start`` ..
-``train_end``; the EOF model also sees the selection period, up to
-``valid_end``), and RPSS is computed against the phase climatology of the
-training period. The observed phase is that of the phase index (``phase_index``,
-ENSO_PHASE_INDEX: RONI by default, or ONI; :mod:`db.phase`), the anomalies those of
-the traditional Niño 3.4 index. Categorical scores count only target months whose
-phase is known, so their ``n`` can be smaller than the deterministic scores'.
+Every baseline with Gaussian probabilities stores its spread per lead in its
+frame's ``nino34_anomaly_sd``, so CRPS is scored for it (and for the model where
+its forecasts carry a spread). Each baseline is fitted on the model's training
+period only (``train_start`` .. ``train_end``; the EOF model also sees the
+selection period, up to ``valid_end``; the reference years end with
+``valid_end``), never on a scored month; the result's notes state the periods.
+The observed phase is that of the phase index (``phase_index``,
+ENSO_PHASE_INDEX: RONI by default, or ONI; :mod:`db.phase`), the anomalies those
+of the traditional Niño 3.4 index. Categorical scores count only target months
+whose phase is known, so their ``n`` can be smaller than the deterministic scores'.
 
 Scores go to ``verification_score``: ``forecaster`` is the model version or the
 baseline's name, ``model_version`` the model on every row, ``period_start`` /
@@ -59,9 +76,18 @@ from db.phase import DEFAULT_PHASE_INDEX, load_phase_index
 from db.registry import ModelInfo
 from db.schema import FORECAST_KINDS, Forecast, IndexObservation, VerificationScore, utcnow
 from enso import grids
-from enso.baselines import Climatology, DampedPersistence, LinearEOFModel, Persistence
+from enso.baselines import BASE_YEARS, Climatology, DampedPersistence, LinearEOFModel, Persistence, causal_base
 from enso.months import Month, month_range, to_period, to_periods
-from enso.verify import PROBABILITY_COLUMNS, attach_observations, score_table
+from enso.nino34 import PHASES
+from enso.verify import (
+    PROBABILITY_COLUMNS,
+    RELIABILITY_TOLERANCE,
+    SPREAD_COLUMN,
+    attach_observations,
+    phase_reliability,
+    reliability_gap,
+    score_table,
+)
 from reports.data import SCORE_COLUMNS
 
 #: Names of the baseline forecasters, as stored in ``verification_score.forecaster``.
@@ -73,7 +99,13 @@ LOAD_CHUNK_MONTHS = 120
 #: Length of the climatology period used when the store does not cover the base period.
 CLIMATOLOGY_YEARS = 30
 
-_FRAME_COLUMNS = ["init_month", "lead", "target_month", "nino34_anomaly", *PROBABILITY_COLUMNS, "phase"]
+#: Bins of the reliability table (equal width on [0, 1]).
+RELIABILITY_BINS = 10
+#: Fewest cases in a reliability bin for its gap to the diagonal to be judged.
+RELIABILITY_MIN_COUNT = 10
+
+_FRAME_COLUMNS = ["init_month", "lead", "target_month", "nino34_anomaly", *PROBABILITY_COLUMNS, "phase",
+                  SPREAD_COLUMN]
 
 
 @dataclass(frozen=True)
@@ -83,7 +115,9 @@ class VerificationResult:
     ``scores`` has :data:`reports.data.SCORE_COLUMNS` (``target_calendar_month``
     0 for all months); ``period`` is the first and last init month scored;
     ``n_pairs`` the number of (init month, lead) pairs with an observed target;
-    ``n_scores`` the number of rows written to ``verification_score``.
+    ``n_scores`` the number of rows written to ``verification_score``;
+    ``reliability`` the model's reliability table per phase, all leads pooled
+    (:func:`enso.verify.phase_reliability`; None when it has no probabilities).
     """
 
     model_version: str
@@ -94,6 +128,7 @@ class VerificationResult:
     n_pairs: int
     n_scores: int
     notes: tuple[str, ...] = ()
+    reliability: pd.DataFrame | None = None
 
     def by_lead(self, metric: str, leads: Iterable[int] | None = None) -> pd.DataFrame:
         """One metric over all target months: rows forecaster (model first), columns lead."""
@@ -104,22 +139,49 @@ class VerificationResult:
         return table if leads is None else table.loc[:, [k for k in leads if k in table.columns]]
 
     def table(self) -> str:
-        """The per-lead ACC/RMSE of the model beside each baseline, and the phase scores at leads 1-6."""
+        """The per-lead ACC/RMSE/CRPS of the model beside each baseline, the phase scores at leads 1-6 (accuracy,
+        Heidke, RPSS and the Brier skill score per phase) and the model's reliability table."""
         first, last = self.period
         lines = [f"model {self.model_version} ({self.reason}); {self.kind} forecasts, init months {first}..{last}; "
                  f"{self.n_pairs} (init, lead) pairs with an observed target month"]
-        sections = [("ACC", "acc", None), ("RMSE (°C)", "rmse", None), ("phase accuracy", "accuracy", range(1, 7)),
-                    ("Heidke skill score", "heidke", range(1, 7)),
-                    ("RPSS vs training-period phase climatology", "rpss", range(1, 7))]
+        phase_leads = range(1, 7)
+        sections = [("ACC", "acc", None), ("RMSE (°C)", "rmse", None),
+                    ("CRPS (°C) of the Gaussian forecast, where it has a spread", "crps", None),
+                    ("phase accuracy", "accuracy", phase_leads), ("Heidke skill score", "heidke", phase_leads),
+                    ("RPSS vs the reference phase climatology", "rpss", phase_leads)]
+        sections += [(f"Brier skill score of {phase} vs the reference phase climatology", f"bss_{phase}", phase_leads)
+                     for phase in PHASES]
         for title, metric, leads in sections:
-            table = self.by_lead(metric, leads)
+            table = self.by_lead(metric, leads).dropna(how="all")
+            if table.empty:
+                continue
             lines += ["", f"{title} by lead:", f"  {'forecaster':<20}" + "".join(f"{k:>7}" for k in table.columns)]
             for name, values in table.iterrows():
                 label = "model" if name == self.model_version else str(name)
                 lines.append(f"  {label:<20}" + "".join("      -" if not np.isfinite(v) else f"{v:7.2f}"
                                                          for v in values.to_numpy(dtype=float)))
+        lines += self._reliability_lines()
         lines += [""] + [f"note: {n}" for n in self.notes]
         return "\n".join(lines).rstrip()
+
+    def _reliability_lines(self) -> list[str]:
+        """The model's reliability table: populated bins per phase, and the largest gap to the diagonal."""
+        if self.reliability is None or not (self.reliability["count"] > 0).any():
+            return []
+        width = 1.0 / RELIABILITY_BINS
+        lines = ["", f"Reliability of the model's phase probabilities (all leads pooled; bins of {width:g}; "
+                     f"gap = |observed frequency - forecast probability|, bins of >= {RELIABILITY_MIN_COUNT} cases):",
+                 f"  {'phase':<10}{'bin':>10}{'forecast p':>12}{'observed':>10}{'n':>8}"]
+        for phase, rows in self.reliability.groupby("phase", sort=False):
+            for r in rows[rows["count"] > 0].itertuples(index=False):
+                span = f"{r.bin_centre - width / 2:.1f}-{r.bin_centre + width / 2:.1f}"
+                lines.append(f"  {str(phase):<10}{span:>10}{r.mean_probability:12.2f}{r.observed_frequency:10.2f}"
+                             f"{int(r.count):8d}")
+            gap = reliability_gap(rows, RELIABILITY_MIN_COUNT)
+            verdict = "-" if not np.isfinite(gap) else (
+                f"{gap:.2f} ({'within' if gap <= RELIABILITY_TOLERANCE else 'beyond'} {RELIABILITY_TOLERANCE:g})")
+            lines.append(f"  {str(phase):<10}largest gap {verdict}")
+        return lines
 
 
 # --------------------------------------------------------------------------- helpers shared with reports
@@ -156,25 +218,50 @@ def parse_base_period(text: str | None, default: tuple[int, int]) -> tuple[int, 
 
 @dataclass(frozen=True)
 class IndexBaselines:
-    """The index-only baselines fitted on a model's training period (shared by verification and reports)."""
+    """The index-only baselines of a model (shared by verification and reports), fitted causally.
+
+    Persistence and damped persistence are fitted on the model's training period
+    (damped persistence centred per init calendar month, its means over the last
+    :data:`enso.baselines.BASE_YEARS` years of it); climatology's phase
+    frequencies, the RPSS/BSS reference, over ``reference_years``: the 30
+    complete years of observed phases that end with the model's ``valid_end``
+    (the most recent months before any scored init month; fewer if the phase
+    index is shorter, at least 15).
+    """
 
     climatology: Climatology
     persistence: Persistence
     damped_persistence: DampedPersistence
+    reference_years: tuple[int, int] | None = None
 
     @classmethod
     def fit(cls, index: pd.DataFrame, info: ModelInfo) -> "IndexBaselines":
         first, last = str(info.train_start), str(info.train_end)
         anomaly = index["anomaly"]
-        return cls(climatology=Climatology().fit(index["phase"], first, last),
+        phased = index.index[index["phase"].notna().to_numpy()]
+        try:
+            years = causal_base(phased, str(info.valid_end))
+        except ValueError as error:
+            raise ValueError(f"the reference phase climatology of model {info.version}: {error}") from None
+        damped = DampedPersistence(probabilities="gaussian", level_years=BASE_YEARS)
+        return cls(climatology=Climatology().fit(index["phase"], f"{years[0]}-01", f"{years[1]}-12"),
                    persistence=Persistence(probabilities="gaussian").fit(anomaly, first, last),
-                   damped_persistence=DampedPersistence(probabilities="gaussian").fit(anomaly, first, last))
+                   damped_persistence=damped.fit(anomaly, first, last), reference_years=years)
 
     @property
     def phase_climatology(self) -> pd.DataFrame:
-        """Phase frequencies per calendar month over the training period (the RPSS reference)."""
+        """Phase frequencies per calendar month over ``reference_years`` (the RPSS and BSS reference)."""
         assert self.climatology.frequencies is not None
         return self.climatology.frequencies
+
+    def describe(self, info: ModelInfo) -> str:
+        """What the index baselines were fitted on, for notes and reports."""
+        years = self.reference_years
+        return (f"persistence and damped persistence fitted on the training period {info.train_start}..{info.train_end} "
+                f"(damped persistence: centred regression per init calendar month and lead, means over its last "
+                f"{BASE_YEARS} years); climatology, the RPSS and Brier skill score reference, = the observed phase "
+                f"frequencies per calendar month over {years[0]}-01..{years[1]}-12, the {years[1] - years[0] + 1} "
+                f"years ending with the selection period" if years else "")
 
 
 def regional_anomaly_cube(engine: Engine, source: str, start: Month, end: Month, *,
@@ -216,14 +303,28 @@ def _on_pairs(frame: pd.DataFrame, pairs: pd.DataFrame, name: str) -> pd.DataFra
     return keyed.loc[wanted].reset_index(drop=True)
 
 
-def _linear_eof(engine: Engine, info: ModelInfo, index: pd.DataFrame,
-                inits: pd.PeriodIndex) -> tuple[pd.DataFrame, str]:
-    """The linear EOF model fitted as the model was (train ..train_end, alpha on ..valid_end), at ``inits``."""
-    model = LinearEOFModel()
+def eof_base(engine: Engine, info: ModelInfo, index: pd.DataFrame) -> tuple[int, int]:
+    """The linear EOF model's causal base: the 30 complete years ending with ``train_end`` that both the
+    store's grids of the model's SST source and the index's anomalies hold (fewer, at least 15, else an error)."""
     stored = store.stored_months(engine, info.sst_source)
     if not stored:
         raise LookupError(f"the store holds no {info.sst_source} grids for the linear EOF baseline")
-    base = climatology_years(stored, parse_base_period(info.base_period, (1991, 2020)))
+    indexed = set(index.index[np.isfinite(index["anomaly"].to_numpy(dtype=np.float64))])
+    both = [m for m in to_periods(stored) if m in indexed]
+    try:
+        return causal_base(both, str(info.train_end))
+    except ValueError as error:
+        raise ValueError(f"linear EOF baseline of model {info.version} ({info.sst_source} grids and the index): "
+                         f"{error}") from None
+
+
+def _linear_eof(engine: Engine, info: ModelInfo, index: pd.DataFrame,
+                inits: pd.PeriodIndex) -> tuple[pd.DataFrame, str]:
+    """The linear EOF model fitted as the model was (train ..train_end, alpha on ..valid_end), at ``inits``,
+    with SST and Niño 3.4 anomalies against the causal :func:`eof_base`."""
+    base = eof_base(engine, info, index)
+    model = LinearEOFModel(nino34_base=base)
+    stored = store.stored_months(engine, info.sst_source)
     first_input = max(info.train_start - (model.n_lags - 1), stored[0])
     last_init = Month.parse(str(inits.max()))
     cube = regional_anomaly_cube(
@@ -232,8 +333,10 @@ def _linear_eof(engine: Engine, info: ModelInfo, index: pd.DataFrame,
     months = to_periods(cube.month.values)
     cube = cube.isel(month=np.flatnonzero(months >= to_period(first_input)))
     model.fit(cube, index["anomaly"], str(info.train_end), str(info.valid_end))
-    note = (f"linear EOF model: {info.sst_source} grids of 20°S-20°N, 120°E-70°W at {EOF_RESOLUTION_DEG:g}°, "
-            f"anomalies against {base[0]}-{base[1]}, trained {first_input + model.n_lags - 1}..{info.train_end}, "
+    note = (f"linear EOF model: {info.sst_source} grids of 20°S-20°N, 120°E-70°W at {EOF_RESOLUTION_DEG:g}°; "
+            f"SST and Niño 3.4 anomalies against {base[0]}-{base[1]} (causal: the {base[1] - base[0] + 1} years "
+            f"ending with the training period), forecasts moved to the index's base by its mean anomaly of "
+            f"{base[0]}-{base[1]}; trained {first_input + model.n_lags - 1}..{info.train_end}, "
             f"ridge alpha chosen on {info.train_end + 1}..{info.valid_end}")
     return model.predict(cube, index["anomaly"], inits), note
 
@@ -283,9 +386,18 @@ def verify(engine: Engine, *, model_version: str | None = None, kind: str = "hin
     period = (Month.parse(str(inits[0])), Month.parse(str(inits[-1])))
     with engine.begin() as conn:
         written = _replace_scores(conn, scores, model_version=info.version, kind=kind, period=period)
-    notes = (f"baselines fitted on the training period {info.train_start}..{info.train_end}; "
-             f"RPSS against its phase climatology", eof_note, f"observed phase from {phase.describe()}")
-    return VerificationResult(info.version, choice.reason, kind, period, scores, len(model_frame), written, notes)
+    notes = (baselines.describe(info), eof_note, f"observed phase from {phase.describe()}")
+    return VerificationResult(info.version, choice.reason, kind, period, scores, len(model_frame), written, notes,
+                              reliability=model_reliability(model_frame))
+
+
+def model_reliability(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """Reliability table per phase of a forecast frame with ``observed_phase`` (all leads pooled), or None
+    when it has no phase probabilities."""
+    if not set(PROBABILITY_COLUMNS) <= set(frame.columns) or "observed_phase" not in frame.columns:
+        return None
+    probabilities = frame[list(PROBABILITY_COLUMNS)].to_numpy(dtype=np.float64)
+    return phase_reliability(probabilities, frame["observed_phase"].to_numpy(object), RELIABILITY_BINS)
 
 
 def _replace_scores(conn: Connection, scores: pd.DataFrame, *, model_version: str, kind: str,

@@ -3,28 +3,40 @@
 Each baseline is fitted on a stated training period only (``fit``) and then
 forecasts leads 1..12 for given init months (``predict``) as a forecast frame
 (:func:`enso.verify.forecast_frame`: ``init_month``, ``lead``, ``target_month``,
-``nino34_anomaly``, ``p_la_nina``, ``p_neutral``, ``p_el_nino``).
+``nino34_anomaly``, ``p_la_nina``, ``p_neutral``, ``p_el_nino``, and with
+``"gaussian"`` probabilities ``nino34_anomaly_sd``).
 
 * :class:`Climatology` - anomaly 0; phase probabilities = observed phase
-  frequencies of the target calendar month over the fitting period.
+  frequencies of the target calendar month over the months it is fitted on
+  (the caller states them: :mod:`db.verification` uses the reference years of
+  :func:`causal_base`, the 30 years before the scored init months).
 * :class:`Persistence` - the init month's anomaly, held for every lead.
-* :class:`DampedPersistence` - the init month's anomaly times r(lead), a lag
-  regression slope fitted per init calendar month where there are enough pairs
-  (the default), else pooled over all init months (``per_init_month=False``:
-  the variant of the ``verification.md`` figures).
+* :class:`DampedPersistence` - a centred lag regression per lead:
+  forecast = mean_target + r · (anomaly(init) - mean_init), slope and means
+  fitted per init calendar month where there are enough pairs (the default),
+  else pooled over all init months (``per_init_month=False``). The means may
+  come from the last ``level_years`` of the training period (the level of the
+  most recent climate, not that of an early record with another trend level).
+  ``centred=False`` is the slope through the origin of ``verification.md``'s
+  reference figures.
 * :class:`LinearEOFModel` - ridge regression per lead on the leading EOFs of
   tropical Pacific SST anomalies and the current Niño 3.4 anomaly
-  (``verification.md``).
+  (``verification.md``), its anomalies against a causal base
+  (:func:`causal_base`; ``nino34_base`` re-bases the Niño 3.4 series).
 
 Phase probabilities of deterministic baselines are either ``"one_hot"`` (the
 forecast anomaly thresholded at ±0.5) or ``"gaussian"``: a normal distribution
 centred on the forecast anomaly with the baseline's error spread for that lead
 on its fitting period (the validation period for the EOF model), integrated
-beyond ±0.5. Either way the probabilities refer to the monthly anomaly, while
-the observed phase comes from the ONI.
+beyond ±0.5; that spread is the frame's ``nino34_anomaly_sd``. Either way the
+probabilities refer to the monthly anomaly, while the observed phase comes
+from the ONI (or RONI).
 
-Training pairs never reach past the period they are fitted on: an (init,
-target) pair counts only if both months lie in it.
+Causality: training pairs never reach past the period they are fitted on (an
+(init, target) pair counts only if both months lie in it), and no fitted
+quantity (slope, mean, spread, EOF, anomaly base, phase frequency) depends on a
+month after the fit's end: ``tests/test_baselines.py`` changes every value after
+it and checks that nothing moves.
 """
 
 from __future__ import annotations
@@ -74,6 +86,50 @@ def gaussian_phase_probabilities(anomaly: np.ndarray, sd: np.ndarray | float,
     return np.stack([p_la_nina, 1.0 - p_la_nina - p_el_nino, p_el_nino], axis=-1)
 
 
+#: Length (years) of a causal base period, and the fewest years accepted when the data are shorter.
+BASE_YEARS = 30
+MIN_BASE_YEARS = 15
+
+
+def causal_base(months: Iterable[object], end: object, length: int = BASE_YEARS,
+                minimum: int = MIN_BASE_YEARS) -> tuple[int, int]:
+    """The ``length`` complete calendar years that end last at ``end``: a base period no later month can move.
+
+    ``months`` are the months the data hold (Months, Periods or ``YYYY-MM``); a
+    year counts when all 12 of its months are there, and the years taken are the
+    contiguous run of complete years that ends with the last complete year up to
+    ``end`` (December of ``end``'s year if ``end`` is a December, else the year
+    before), its last ``length`` years, or all of them if shorter. Raises
+    :class:`ValueError` when fewer than ``minimum`` (at most ``length``) years are there.
+    """
+    last_month = to_period(end)
+    last_year = last_month.year if last_month.month == 12 else last_month.year - 1
+    have = set(to_periods(list(months)))
+    complete = {y for y in {p.year for p in have} if y <= last_year
+                and all(pd.Period(year=y, month=k, freq="M") in have for k in range(1, 13))}
+    if last_year not in complete:
+        newest = max(complete, default=None)
+        raise ValueError(f"no causal base period ending {last_year}: the data lack months of {last_year} "
+                         f"(newest complete year up to {last_month}: {newest})")
+    first = last_year
+    while first - 1 in complete and last_year - (first - 1) < length:
+        first -= 1
+    if last_year - first + 1 < min(minimum, length):
+        raise ValueError(f"a causal base period ending {last_year} needs at least {minimum} complete years of data; "
+                         f"only {first}-{last_year} ({last_year - first + 1}) are there")
+    return first, last_year
+
+
+def calendar_means(series: pd.Series, years: tuple[int, int]) -> pd.Series:
+    """Mean of a monthly series per calendar month (index 1..12) over the given years; raises on an empty month."""
+    sel = series.loc[f"{years[0]}-01":f"{years[1]}-12"].dropna()  # type: ignore[misc]
+    means = sel.groupby(sel.index.month).mean().reindex(range(1, 13))
+    if means.isna().any():
+        raise ValueError(f"no value in {years[0]}-{years[1]} for calendar months "
+                         f"{[int(m) for m in means.index[means.isna()]]}")
+    return means
+
+
 def _values_at(series: pd.Series, months: pd.PeriodIndex, what: str) -> np.ndarray:
     """Values of a monthly series at the given months; a clear error naming the first missing month."""
     values = series.reindex(months).to_numpy(dtype=np.float64)
@@ -110,9 +166,23 @@ def _probabilities(anomaly: np.ndarray, kind: PhaseProbabilities, spread: np.nda
     raise ValueError(f"unknown phase probabilities {kind!r}: use 'one_hot' or 'gaussian'")
 
 
+def _frame(inits: pd.PeriodIndex, leads: tuple[int, ...], anomaly: np.ndarray, kind: PhaseProbabilities,
+           spread: np.ndarray) -> pd.DataFrame:
+    """A baseline's forecast frame; ``"gaussian"`` ones carry their spread per lead (``nino34_anomaly_sd``)."""
+    probabilities = _probabilities(anomaly, kind, spread)
+    return forecast_frame(inits, leads, anomaly, probabilities, sd=spread if kind == "gaussian" else None)
+
+
 @dataclass
 class Climatology:
-    """Anomaly 0 for every lead; phase probabilities = observed phase frequencies of the target calendar month."""
+    """Anomaly 0 for every lead; phase probabilities = observed phase frequencies of the target calendar month.
+
+    The frequencies are those of the months ``fit`` is given, and they are the
+    reference of RPSS and the Brier skill scores: take them from the most recent
+    months before the scored init months (:func:`causal_base`), not from an
+    early record at another trend level, whose phase frequencies differ from the
+    scored period's by up to 0.2 per class.
+    """
 
     leads: tuple[int, ...] = LEADS
     frequencies: pd.DataFrame | None = field(default=None, init=False)
@@ -160,60 +230,108 @@ class Persistence:
         start = _values_at(nino34_anomaly, inits, "Niño 3.4 anomaly at the init month")
         anomaly = np.repeat(start[:, None], len(self.leads), axis=1)
         spread = np.array([self.error_sd[k] for k in self.leads])
-        return forecast_frame(inits, self.leads, anomaly, _probabilities(anomaly, self.probabilities, spread))
+        return _frame(inits, self.leads, anomaly, self.probabilities, spread)
 
 
 @dataclass
 class DampedPersistence:
-    """The init month's anomaly times r(lead): the least-squares slope (no intercept) of
-    anomaly(init + lead) on anomaly(init) over the training period.
+    """A centred lag regression per lead: forecast = mean_target + r · (anomaly(init) - mean_init).
 
-    With ``per_init_month`` the slope is fitted separately for each init calendar
-    month that has at least ``min_pairs`` training pairs, otherwise (and for
-    months with fewer pairs) one slope pooled over all init months is used.
-    ``damping`` holds the slopes used (rows lead, columns init calendar month
-    1..12) and ``error_sd`` the training RMS error per lead (for ``"gaussian"``).
+    For each lead, r is the least-squares slope of anomaly(init + lead) on
+    anomaly(init) over the training pairs (each side centred on its mean over
+    those pairs), and mean_init / mean_target are the means of the two sides:
+    over all training pairs, or with ``level_years`` over the pairs whose init
+    month lies in the last ``level_years`` years of the training period (the
+    recent level of a record with a trend). With ``per_init_month`` slope and
+    means are fitted separately for each init calendar month that has at least
+    ``min_pairs`` training pairs (and ``min_pairs // 3``, at least 5, in the
+    level window); the other months use the values pooled over all init months.
+    A centred regression per init calendar month does not depend on the base
+    period of the anomalies it is given: adding any constant per calendar month
+    moves its forecasts exactly as it moves the observations.
+
+    ``centred=False`` fits the slope through the origin (means 0): the damped
+    persistence of ``verification.md``'s reference figures.
+
+    Fitted: ``damping`` (slopes; rows lead, columns init calendar month 1..12),
+    ``init_mean`` and ``target_mean`` (the same shape; zeros when not centred)
+    and ``error_sd``, the training RMS error per lead (for ``"gaussian"``).
     """
 
     per_init_month: bool = True
     min_pairs: int = 30
     probabilities: PhaseProbabilities = "one_hot"
     leads: tuple[int, ...] = LEADS
+    centred: bool = True
+    level_years: int | None = None
     damping: pd.DataFrame | None = field(default=None, init=False)
+    init_mean: pd.DataFrame | None = field(default=None, init=False)
+    target_mean: pd.DataFrame | None = field(default=None, init=False)
     error_sd: dict[int, float] = field(default_factory=dict, init=False)
 
+    def _regression(self, x: np.ndarray, y: np.ndarray, level: np.ndarray) -> tuple[float, float, float] | None:
+        """(slope, init mean, target mean) of pairs x -> y, the means over ``level``; None if degenerate."""
+        if self.centred:
+            if x.size < 3 or level.sum() < 1:
+                return None
+            dx = x - x.mean()
+            if not np.any(dx):
+                return None
+            return float(dx @ (y - y.mean()) / (dx @ dx)), float(x[level].mean()), float(y[level].mean())
+        if x.size < 2 or not np.any(x):
+            return None
+        return float(x @ y / (x @ x)), 0.0, 0.0
+
     def fit(self, nino34_anomaly: pd.Series, train_start: object | None, train_end: object) -> "DampedPersistence":
-        """Fit r per lead (and init calendar month) on pairs with both months in train_start..train_end."""
+        """Fit slopes and means per lead (and init calendar month) on pairs with both months in train_start..train_end."""
         period = f"{train_start or 'start'}..{train_end}"
-        rows = {}
+        if self.level_years is not None and self.level_years < 1:
+            raise ValueError(f"level_years must be positive (or None for all training pairs), not {self.level_years}")
+        level_from = (to_period(train_end) - 12 * self.level_years + 1) if self.level_years else None
+        tables: dict[str, dict[int, np.ndarray]] = {"damping": {}, "init_mean": {}, "target_mean": {}}
         self.error_sd = {}
         for lead in self.leads:
             pairs = _lagged_pairs(nino34_anomaly, lead, train_start, train_end)
             x, y = pairs["init"].to_numpy(), pairs["target"].to_numpy()
-            if x.size < 2 or not np.any(x):
-                raise ValueError(f"too few training pairs at lead {lead} in {period} to fit damped persistence")
-            slopes = np.full(12, float(x @ y / (x @ x)))
+            level = np.ones(x.size, dtype=bool) if level_from is None else (pairs.index >= level_from)
+            pooled = self._regression(x, y, level)
+            if pooled is None:
+                raise ValueError(f"too few training pairs at lead {lead} in {period} to fit damped persistence"
+                                 + (f" (level from {level_from})" if level_from is not None else ""))
+            fitted = np.tile(np.asarray(pooled), (12, 1))
             init_calendar = pairs.index.month.to_numpy()
             if self.per_init_month:
                 for m in range(1, 13):
                     sel = init_calendar == m
-                    if sel.sum() >= self.min_pairs and np.any(x[sel]):
-                        slopes[m - 1] = x[sel] @ y[sel] / (x[sel] @ x[sel])
-            rows[lead] = slopes
-            self.error_sd[lead] = _spread(slopes[init_calendar - 1] * x - y, lead, period)
-        self.damping = pd.DataFrame.from_dict(rows, orient="index", columns=range(1, 13))
-        self.damping.index.name, self.damping.columns.name = "lead", "init_calendar_month"
+                    if sel.sum() < self.min_pairs or (level_from is not None
+                                                      and level[sel].sum() < max(5, self.min_pairs // 3)):
+                        continue
+                    own = self._regression(x[sel], y[sel], level[sel])
+                    if own is not None:
+                        fitted[m - 1] = own
+            for k, name in enumerate(tables):
+                tables[name][lead] = fitted[:, k]
+            slope, x_mean, y_mean = (fitted[init_calendar - 1, k] for k in range(3))
+            self.error_sd[lead] = _spread(y_mean + slope * (x - x_mean) - y, lead, period)
+        for name, rows in tables.items():
+            table = pd.DataFrame.from_dict(rows, orient="index", columns=range(1, 13))
+            table.index.name, table.columns.name = "lead", "init_calendar_month"
+            setattr(self, name, table)
         return self
 
     def predict(self, nino34_anomaly: pd.Series, init_months: Iterable[object]) -> pd.DataFrame:
-        if self.damping is None:
+        if self.damping is None or self.init_mean is None or self.target_mean is None:
             raise RuntimeError("DampedPersistence.predict before fit")
         inits = to_periods(init_months)
         start = _values_at(nino34_anomaly, inits, "Niño 3.4 anomaly at the init month")
-        factors = self.damping.loc[list(self.leads)].to_numpy()[:, inits.month.to_numpy() - 1].T
-        anomaly = start[:, None] * factors
+        column = inits.month.to_numpy() - 1
+
+        def at_inits(table: pd.DataFrame) -> np.ndarray:
+            return table.loc[list(self.leads)].to_numpy()[:, column].T
+
+        anomaly = at_inits(self.target_mean) + at_inits(self.damping) * (start[:, None] - at_inits(self.init_mean))
         spread = np.array([self.error_sd[k] for k in self.leads])
-        return forecast_frame(inits, self.leads, anomaly, _probabilities(anomaly, self.probabilities, spread))
+        return _frame(inits, self.leads, anomaly, self.probabilities, spread)
 
 
 @dataclass
@@ -293,6 +411,16 @@ class LinearEOFModel:
     samples (``validation_rmse``, per lead) is the spread of ``"gaussian"``
     phase probabilities. Months before the first month of the cube or series
     simply do not exist for it: slice the inputs to set the training start.
+
+    Causal anomalies: the SST anomalies must be taken against a base period
+    that ends before the scored init months (:func:`causal_base`, e.g. the 30
+    years ending at ``train_end``; ``verification.md``): a base inside the
+    scored years hands the model the later warming. ``nino34_base`` does the
+    same for the Niño 3.4 series: with it, ``fit`` subtracts the series' mean per
+    calendar month over those years (which must end by ``train_end``), the model
+    works on those causal anomalies, and ``predict`` adds the mean of the
+    target's calendar month back, so forecasts are in the given series'
+    convention (e.g. an index file's 1991-2020 base) and comparable with it.
     """
 
     n_eofs: int = 12
@@ -302,8 +430,11 @@ class LinearEOFModel:
     alphas: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 5, 29))
     probabilities: PhaseProbabilities = "gaussian"
     leads: tuple[int, ...] = LEADS
+    nino34_base: tuple[int, int] | None = None
     alpha: dict[int, float] = field(default_factory=dict, init=False)
     validation_rmse: dict[int, float] = field(default_factory=dict, init=False)
+    #: The Niño 3.4 series' mean per calendar month over ``nino34_base`` (zeros without it).
+    nino34_offset: pd.Series | None = field(default=None, init=False)
     _basis: _EOFBasis | None = field(default=None, init=False, repr=False)
     _ridges: dict[int, _Ridge] = field(default_factory=dict, init=False, repr=False)
 
@@ -313,7 +444,9 @@ class LinearEOFModel:
         Both are taken against the monthly climatology of the ``base`` years of
         the cube itself, so predictor and target need no index file (the real
         ERSSTv5 record reaches back before any Niño 3.4 table's fixed base).
-        The months are the cube's: slice it to set the training start.
+        The months are the cube's: slice it to set the training start. Pass a
+        causal ``base`` (:func:`causal_base` of the cube's months and the
+        training end): the default 1981-2010 lies inside a 1990-2010 test.
         """
         region = self._region(sst_cube)
         index = pd.Series(box_mean(region.values, region.lat.values, region.lon.values),
@@ -355,6 +488,7 @@ class LinearEOFModel:
         train_end, valid_end = to_period(train_end), to_period(valid_end)
         if valid_end <= train_end:
             raise ValueError(f"validation end {valid_end} must come after training end {train_end}")
+        nino34_anomaly = self._rebase(nino34_anomaly, train_end)
         region = self._region(sst_anomaly_cube)
         months = to_periods(region.month.values)
         alphas = np.asarray(self.alphas, dtype=np.float64)
@@ -382,11 +516,33 @@ class LinearEOFModel:
         }
         return self
 
+    def _rebase(self, nino34_anomaly: pd.Series, train_end: pd.Period) -> pd.Series:
+        """Fix ``nino34_offset`` (the series' calendar-month means over ``nino34_base``) and subtract it."""
+        if self.nino34_base is None:
+            self.nino34_offset = pd.Series(0.0, index=pd.Index(range(1, 13), name="calendar_month"))
+            return nino34_anomaly
+        first, last = self.nino34_base
+        if pd.Period(year=last, month=12, freq="M") > train_end:
+            raise ValueError(f"the Niño 3.4 base period {first}-{last} reaches past the training end {train_end}: "
+                             f"it would not be causal (see causal_base)")
+        self.nino34_offset = calendar_means(nino34_anomaly, (first, last)).rename_axis("calendar_month")
+        return self._shifted(nino34_anomaly, -1.0)
+
+    def _shifted(self, series: pd.Series, sign: float) -> pd.Series:
+        assert self.nino34_offset is not None
+        offset = self.nino34_offset.reindex(to_periods(series.index).month).to_numpy()
+        return series + sign * offset
+
     def predict(self, sst_anomaly_cube: xr.DataArray, nino34_anomaly: pd.Series,
                 init_months: Iterable[object]) -> pd.DataFrame:
-        """Forecast frame for the init months; every input month must be present."""
-        if self._basis is None:
+        """Forecast frame for the init months; every input month must be present.
+
+        ``nino34_anomaly`` is in the convention ``fit`` was given (the offsets of
+        ``nino34_base`` are applied here as there).
+        """
+        if self._basis is None or self.nino34_offset is None:
             raise RuntimeError("LinearEOFModel.predict before fit")
+        nino34_anomaly = self._shifted(nino34_anomaly, -1.0)
         inits = to_periods(init_months)
         region = self._region(sst_anomaly_cube)
         needed = pd.PeriodIndex(sorted({i - lag for i in inits for lag in range(self.n_lags)}), freq="M")
@@ -402,5 +558,7 @@ class LinearEOFModel:
         _values_at(nino34_anomaly, inits, "Niño 3.4 anomaly at the init month")  # raises naming a gap
         x = self._features(pcs, nino34_anomaly, inits)
         anomaly = np.column_stack([self._ridges[lead].predict(x) for lead in self.leads])
+        targets = np.array([[(i + k).month for k in self.leads] for i in inits], dtype=np.int64)
+        anomaly = anomaly + self.nino34_offset.reindex(targets.ravel()).to_numpy().reshape(anomaly.shape)
         spread = np.array([self.validation_rmse[k] for k in self.leads])
-        return forecast_frame(inits, self.leads, anomaly, _probabilities(anomaly, self.probabilities, spread))
+        return _frame(inits, self.leads, anomaly, self.probabilities, spread)

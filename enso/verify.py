@@ -15,7 +15,12 @@ Pure numpy/pandas. Conventions, defined here once:
 * A **forecast frame** is long: one row per (init_month, lead) with columns
   ``init_month``, ``lead``, ``target_month`` (``pandas.Period``, frequency M),
   ``nino34_anomaly`` (the forecast), optionally ``p_la_nina``, ``p_neutral``,
-  ``p_el_nino`` and a forecast ``phase``. :func:`attach_observations` adds
+  ``p_el_nino``, a forecast ``phase`` and ``nino34_anomaly_sd`` (:data:`SPREAD_COLUMN`:
+  the standard deviation of a Gaussian forecast distribution of the anomaly, °C;
+  CRPS is scored where it is there).
+* The **reference climatology** of the skill scores RPSS and BSS is a frame of
+  phase frequencies per target calendar month (:func:`phase_climatology`); the
+  caller states over which months it was taken. :func:`attach_observations` adds
   ``observed_anomaly`` and ``observed_phase``; :func:`score_table` scores it.
 """
 
@@ -26,15 +31,27 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
+from scipy.special import ndtr
+
 from enso.months import to_period, to_periods
 from enso.nino34 import PHASES, phases_of
 
 #: Forecast-frame columns holding the probability of each phase, in PHASES order.
 PROBABILITY_COLUMNS: tuple[str, str, str] = tuple(f"p_{phase}" for phase in PHASES)  # type: ignore[assignment]
 
+#: Forecast-frame column of the Gaussian spread (standard deviation, °C) of the forecast anomaly.
+SPREAD_COLUMN = "nino34_anomaly_sd"
+
 DETERMINISTIC_METRICS = ("acc", "rmse", "mae", "bias", "msss")
 CATEGORICAL_METRICS = ("accuracy", "heidke", "peirce", "gerrity")
-PROBABILISTIC_METRICS = ("rps", "rpss") + tuple(f"brier_{phase}" for phase in PHASES)
+#: Scored from the phase probabilities (RPSS and the Brier skill scores only against a reference climatology).
+PROBABILISTIC_METRICS = (("rps", "rpss") + tuple(f"brier_{phase}" for phase in PHASES)
+                         + tuple(f"bss_{phase}" for phase in PHASES))
+#: Scored from the Gaussian spread column (:data:`SPREAD_COLUMN`) where a frame has it.
+SPREAD_METRICS = ("crps",)
+#: The largest gap between observed frequency and forecast probability, in any populated reliability bin,
+#: that still counts as reliable (``verification.md``'s goal: within 0.1 of the diagonal).
+RELIABILITY_TOLERANCE = 0.1
 
 
 class Score(NamedTuple):
@@ -316,6 +333,84 @@ def reliability(probability: Iterable[float], occurred: Iterable[float],
     })
 
 
+def brier_skill_score(probability: Iterable[float], occurred: Iterable[float],
+                      reference: Iterable[float] | float) -> Score:
+    """Brier skill score 1 - BS / BS(reference) of one event's probability, on the same cases.
+
+    ``reference`` is the reference forecast's probability of the event (e.g. its
+    climatological frequency), one value or one per case. 1 is perfect, 0 no
+    better than the reference, negative worse. NaN when the reference is perfect.
+    """
+    p = np.asarray(probability, dtype=np.float64).ravel()
+    r = np.broadcast_to(np.asarray(reference, dtype=np.float64), p.shape)
+    p, o, r = _valid_pairs(p, occurred, r)
+    if not p.size:
+        return Score(float("nan"), 0)
+    reference_bs = float(np.mean((r - o) ** 2))
+    if reference_bs == 0.0:
+        return Score(float("nan"), int(p.size))
+    return Score(1.0 - float(np.mean((p - o) ** 2)) / reference_bs, int(p.size))
+
+
+def crps_gaussian_cases(mean: Iterable[float], sd: Iterable[float], observed: Iterable[float]) -> np.ndarray:
+    """CRPS of each case of a Gaussian forecast N(mean, sd²) against the observed value (closed form, °C).
+
+    CRPS = sd · (z (2Φ(z) - 1) + 2φ(z) - 1/√π) with z = (observed - mean) / sd
+    (Gneiting et al. 2005). Arrays broadcast; NaN where any input is missing.
+    Raises for a spread that is not positive.
+    """
+    m, s, y = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (mean, sd, observed)))
+    if (s[np.isfinite(s)] <= 0).any():
+        raise ValueError("the spread (sd) of a Gaussian forecast must be positive")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (y - m) / s
+        density = np.exp(-0.5 * z ** 2) / np.sqrt(2.0 * np.pi)
+        return s * (z * (2.0 * ndtr(z) - 1.0) + 2.0 * density - 1.0 / np.sqrt(np.pi))
+
+
+def crps_gaussian(mean: Iterable[float], sd: Iterable[float], observed: Iterable[float]) -> Score:
+    """Mean continuous ranked probability score of Gaussian forecasts N(mean, sd²) (°C; 0 is perfect).
+
+    For sd -> 0 it becomes the mean absolute error of ``mean``. Arrays
+    broadcast (e.g. one spread for all cases); cases with a missing mean,
+    spread or observation are left out.
+    """
+    m, s, y = _valid_pairs(*np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (mean, sd, observed))))
+    if not m.size:
+        return Score(float("nan"), 0)
+    return Score(float(np.mean(crps_gaussian_cases(m, s, y))), int(m.size))
+
+
+def phase_reliability(probabilities: np.ndarray | Sequence[Sequence[float]], observed_phase: Iterable[object],
+                      bins: int | Sequence[float] = 10) -> pd.DataFrame:
+    """Reliability tables of the three phases stacked: :func:`reliability` of each phase's probability.
+
+    ``probabilities`` is (n, 3) in PHASES order. Returns the columns ``phase``,
+    ``bin_centre``, ``mean_probability``, ``observed_frequency``, ``count`` (one
+    row per phase and bin; cases with a missing probability or observation left out).
+    """
+    o = _one_hot(observed_phase)
+    p = _probabilities(probabilities, o.shape[0])
+    keep = np.isfinite(p).all(axis=1) & np.isfinite(o).all(axis=1)
+    parts = [reliability(p[keep, k], o[keep, k], bins).assign(phase=phase) for k, phase in enumerate(PHASES)]
+    table = pd.concat(parts, ignore_index=True)
+    return table[["phase", "bin_centre", "mean_probability", "observed_frequency", "count"]]
+
+
+def reliability_gap(table: pd.DataFrame, min_count: int = 1) -> float:
+    """The largest |observed frequency - mean forecast probability| over bins with at least ``min_count`` cases.
+
+    ``table`` comes from :func:`reliability` or :func:`phase_reliability`; NaN
+    when no bin is populated. Reliable forecasts have a gap near 0 (sampling
+    noise aside); the goal of ``verification.md`` is at most
+    :data:`RELIABILITY_TOLERANCE` in every populated bin.
+    """
+    populated = table[table["count"] >= max(min_count, 1)]
+    if populated.empty:
+        return float("nan")
+    return float(np.max(np.abs(populated["observed_frequency"] - populated["mean_probability"])))
+
+
 def phase_climatology(observed_phase: pd.Series, first: object, last: object) -> pd.DataFrame:
     """Observed phase frequencies per calendar month over a period (the climatological forecast).
 
@@ -338,11 +433,13 @@ def phase_climatology(observed_phase: pd.Series, first: object, last: object) ->
 # --------------------------------------------------------------------------- forecast frames
 
 def forecast_frame(init_months: Iterable[object], leads: Sequence[int], anomaly: np.ndarray,
-                   probabilities: np.ndarray | None = None) -> pd.DataFrame:
+                   probabilities: np.ndarray | None = None, sd: np.ndarray | None = None) -> pd.DataFrame:
     """Build a forecast frame from (n_init, n_lead) anomalies and optional (n_init, n_lead, 3) probabilities.
 
-    Rows run init month by init month, leads ascending within each; months become
-    ``pandas.Period`` (``target_month = init_month + lead``).
+    ``sd``, (n_init, n_lead) or (n_lead,), is the Gaussian spread of the
+    anomaly (column :data:`SPREAD_COLUMN`). Rows run init month by init month,
+    leads ascending within each; months become ``pandas.Period``
+    (``target_month = init_month + lead``).
     """
     inits = to_periods(init_months)
     leads = np.asarray(leads, dtype=np.int64)
@@ -361,6 +458,11 @@ def forecast_frame(init_months: Iterable[object], leads: Sequence[int], anomaly:
         probs = np.asarray(probabilities, dtype=np.float64).reshape(inits.size * leads.size, len(PHASES))
         for k, column in enumerate(PROBABILITY_COLUMNS):
             out[column] = probs[:, k]
+    if sd is not None:
+        spread = np.broadcast_to(np.asarray(sd, dtype=np.float64), values.shape)
+        if (spread[np.isfinite(spread)] <= 0).any():
+            raise ValueError("the Gaussian spread of a forecast must be positive")
+        out[SPREAD_COLUMN] = spread.ravel()
     return out
 
 
@@ -383,6 +485,10 @@ def _group_scores(group: pd.DataFrame, climatology: pd.DataFrame | None) -> list
     f, o = group["nino34_anomaly"].to_numpy(np.float64), group["observed_anomaly"].to_numpy(np.float64)
     scores = [("acc", acc(f, o)), ("rmse", rmse(f, o)), ("mae", mae(f, o)),
               ("bias", bias(f, o)), ("msss", msss(f, o))]
+    if SPREAD_COLUMN in group:
+        sd = pd.to_numeric(group[SPREAD_COLUMN], errors="coerce").to_numpy(np.float64)
+        if np.isfinite(sd).any():
+            scores.append(("crps", crps_gaussian(f, sd, o)))
     if "observed_phase" not in group:
         return scores
     observed = group["observed_phase"].to_numpy(object)
@@ -394,12 +500,16 @@ def _group_scores(group: pd.DataFrame, climatology: pd.DataFrame | None) -> list
         return scores
     probs = group[list(PROBABILITY_COLUMNS)].to_numpy(np.float64)
     scores.append(("rps", rps(probs, observed)))
+    reference = None
     if climatology is not None:
         target_month = to_periods(group["target_month"]).month
         reference = climatology.loc[target_month, list(PHASES)].to_numpy()
         scores.append(("rpss", rpss(probs, observed, reference)))
     occurred = _one_hot(observed)
     scores += [(f"brier_{phase}", brier(probs[:, k], occurred[:, k])) for k, phase in enumerate(PHASES)]
+    if reference is not None:
+        scores += [(f"bss_{phase}", brier_skill_score(probs[:, k], occurred[:, k], reference[:, k]))
+                   for k, phase in enumerate(PHASES)]
     return scores
 
 
@@ -411,10 +521,12 @@ def score_table(frame: pd.DataFrame, climatology: pd.DataFrame | None = None) ->
     zero anomaly). With ``observed_phase``: the categorical scores, the forecast
     phase being the ``phase`` column if present, else the forecast anomaly
     thresholded at ±0.5. With the probability columns also: RPS, Brier per phase,
-    and RPSS against ``climatology``, the phase frequencies per target calendar
-    month (from :func:`phase_climatology`, over a base or training period;
-    without it RPSS is not computed: the phase frequencies of the scored months
-    themselves are no forecast anyone could have made).
+    and RPSS and the Brier skill score per phase (``bss_<phase>``) against
+    ``climatology``, the phase frequencies per target calendar month (from
+    :func:`phase_climatology`, over stated months before the scored ones;
+    without it neither is computed: the phase frequencies of the scored months
+    themselves are no forecast anyone could have made). With
+    :data:`SPREAD_COLUMN` (finite somewhere): the CRPS of the Gaussian forecast.
 
     Returns columns ``lead``, ``target_calendar_month`` (None for all months),
     ``metric``, ``value``, ``n``.

@@ -20,6 +20,7 @@ from PIL import Image
 
 from enso.grids import NINO34_LAT, NINO34_LON
 from enso.months import to_period
+from enso.nino34 import PHASES
 from reports.data import BASELINE_LABELS, CurrentState, ForecastTable, SstMap, Verification
 
 DPI = 100
@@ -233,3 +234,44 @@ def skill_heatmap_png(verification: Verification, metric: str = "acc") -> bytes:
     fig.colorbar(image, ax=ax, label="ACC" if metric == "acc" else metric, pad=0.01)
     return _png(fig)
 
+
+
+PHASE_NAMES = {"la_nina": "La Niña", "neutral": "Neutral", "el_nino": "El Niño"}
+
+
+def reliability_png(verification: Verification) -> bytes:
+    """The model's reliability diagram, one panel per phase: observed frequency against forecast probability
+    (mean of each populated bin) with the diagonal of perfect reliability, each point labelled with its count,
+    and the counts per bin as grey bars (sharpness) on a second axis."""
+    table = verification.reliability
+    if table is None:
+        raise ValueError("the verification has no reliability table")
+    fig = _figure(3.0)
+    axes = fig.subplots(1, len(PHASES), sharey=True)
+    for ax, phase in zip(axes, PHASES):
+        rows = table[(table["phase"] == phase) & (table["count"] > 0)]
+        counts = ax.twinx()
+        centres = rows["bin_centre"].to_numpy(dtype=np.float64)
+        width = float(np.min(np.diff(np.unique(table["bin_centre"])))) if table["bin_centre"].nunique() > 1 else 0.1
+        counts.bar(centres, rows["count"].to_numpy(), width=width * 0.9, color="#d9d9d9", zorder=0,
+                   label="forecasts per bin")
+        counts.set_yticks([])
+        counts.set_ylim(0, max(1, int(rows["count"].max()) if len(rows) else 1) * 4)
+        ax.set_zorder(counts.get_zorder() + 1)
+        ax.patch.set_visible(False)
+        ax.plot([0, 1], [0, 1], color="#606060", linewidth=0.8, linestyle="--", label="perfect reliability")
+        ax.plot(rows["mean_probability"], rows["observed_frequency"], color=PHASE_COLOURS[phase], marker="o",
+                markersize=4, linewidth=1.6, label="model")
+        for p, f, n in zip(rows["mean_probability"], rows["observed_frequency"], rows["count"]):
+            ax.annotate(f"{int(n)}", xy=(p, f), xytext=(3, -9), textcoords="offset points", fontsize=6.5,
+                        color="#404040")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(PHASE_NAMES[phase], fontsize=9, color=PHASE_COLOURS[phase])
+        ax.set_xlabel("forecast probability")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("observed frequency")
+    handles, labels = axes[0].get_legend_handles_labels()
+    bars = fig.axes[-1].get_legend_handles_labels()  # the count axis of the last panel
+    fig.legend(handles + bars[0], labels + bars[1], loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    return _png(fig)

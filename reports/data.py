@@ -17,6 +17,8 @@ Shapes, defined here once:
   ``target_calendar_month`` 0 for "all months" (``None``/NaN are read as 0).
 * A contingency table is 3 x 3, rows forecast, columns observed, both in
   :data:`enso.nino34.PHASES` order (as :func:`enso.verify.contingency_table`).
+* A reliability table has :data:`RELIABILITY_COLUMNS`, one row per phase and
+  probability bin (as :func:`enso.verify.phase_reliability`).
 
 :func:`example_report_data` builds a realistic report from the synthetic climate
 for tests and the demo.
@@ -48,6 +50,8 @@ SCORE_COLUMNS: tuple[str, ...] = ("forecaster", "lead", "target_calendar_month",
 #: Columns of the table of past forecasts whose target month is now observed.
 OUTCOME_COLUMNS: tuple[str, ...] = ("init_month", "lead", "target_month", "forecast_anomaly",
                                     "observed_anomaly", "forecast_phase", "observed_phase")
+#: Columns of a reliability table (per phase and forecast-probability bin).
+RELIABILITY_COLUMNS: tuple[str, ...] = ("phase", "bin_centre", "mean_probability", "observed_frequency", "count")
 #: Baseline forecasters the report knows by name (others are shown as named).
 BASELINE_LABELS: dict[str, str] = {
     "persistence": "Persistence",
@@ -245,7 +249,11 @@ class Verification:
     ``model_forecaster`` is the ``forecaster`` value of the model's rows (its
     version); every other forecaster is a baseline. ``period`` is the span of
     init months scored (the same for every forecaster). ``contingency`` is the
-    phase table of the model at ``contingency_lead`` over the same period.
+    phase table of the model at ``contingency_lead`` over the same period;
+    ``reliability`` the model's reliability table per phase over the same
+    forecasts, all leads pooled (:data:`RELIABILITY_COLUMNS`);
+    ``reference_climatology`` says which months the phase frequencies of the
+    RPSS and Brier-skill reference (the climatology baseline) come from.
     """
 
     scores: pd.DataFrame
@@ -254,6 +262,8 @@ class Verification:
     kind: str = "hindcast"
     contingency: pd.DataFrame | None = None
     contingency_lead: int | None = None
+    reliability: pd.DataFrame | None = None
+    reference_climatology: str = ""
 
     def __post_init__(self) -> None:
         missing = [c for c in SCORE_COLUMNS if c not in self.scores.columns]
@@ -271,6 +281,18 @@ class Verification:
         if table is not None and (list(table.index) != list(PHASES) or list(table.columns) != list(PHASES)):
             raise ValueError(f"contingency table over {self.period}: rows and columns must be {PHASES} "
                              "(rows forecast, columns observed)")
+        if self.reliability is not None:
+            missing = [c for c in RELIABILITY_COLUMNS if c not in self.reliability.columns]
+            if missing:
+                raise ValueError(f"reliability table over {self.period}: lacks columns {missing}")
+            unknown = set(self.reliability["phase"]) - set(PHASES)
+            if unknown:
+                raise ValueError(f"reliability table over {self.period}: unknown phases {sorted(map(str, unknown))}")
+
+    @property
+    def has_reliability(self) -> bool:
+        """Whether the model's reliability table has a populated bin."""
+        return self.reliability is not None and bool((self.reliability["count"] > 0).any())
 
     def by_lead(self, metric: str) -> pd.DataFrame:
         """One metric over all target months: rows lead, one column per forecaster (NaN where missing)."""
@@ -403,9 +425,9 @@ def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
     strings can be injected through ``model_version`` and ``index_url`` (or
     :func:`dataclasses.replace`).
     """
-    from enso.baselines import Climatology, DampedPersistence, Persistence, gaussian_phase_probabilities
+    from enso.baselines import Climatology, DampedPersistence, Persistence, causal_base, gaussian_phase_probabilities
     from enso.synthetic import synthetic_climate
-    from enso.verify import attach_observations, contingency_table, forecast_frame, score_table
+    from enso.verify import attach_observations, contingency_table, forecast_frame, phase_reliability, score_table
 
     init = Month.parse(init_month)
     base = DEFAULT_BASE_PERIOD
@@ -421,9 +443,13 @@ def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
     roni_series = oni(relative["relative_anomaly"].loc[:to_period(init)].round(2)).reindex(observed.index)
     phase = pd.Series(phases_of(roni_series).to_numpy(), index=observed.index, dtype=object)
     clim_years = (max(base[0], first.year + 1), min(base[1], init.year - 1))
-    climatology = Climatology().fit(phase, f"{clim_years[0]}-01", f"{clim_years[1]}-12")
-    persistence = Persistence().fit(observed, str(training.first), str(training.last))
-    damped = DampedPersistence().fit(observed, str(training.first), str(training.last))
+    climatology = Climatology().fit(phase, f"{clim_years[0]}-01", f"{clim_years[1]}-12")  # shown beside the forecast
+    # The RPSS/BSS reference, as db.verification takes it: the 30 years of phases ending with the selection period.
+    reference_years = causal_base(phase.dropna().index, str(selection.last))
+    reference = Climatology().fit(phase, f"{reference_years[0]}-01", f"{reference_years[1]}-12")
+    persistence = Persistence(probabilities="gaussian").fit(observed, str(training.first), str(training.last))
+    damped = DampedPersistence(probabilities="gaussian", level_years=30).fit(observed, str(training.first),
+                                                                            str(training.last))
     rng = np.random.default_rng(seed + 1)
     leads = np.arange(1, 13)
     spread = 0.2 + 0.07 * leads  # the example model's error standard deviation by lead
@@ -435,7 +461,7 @@ def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
         known = np.where(np.isfinite(future), future, start)
         drift = rng.normal(0.0, 0.08, (inits.size, leads.size)).cumsum(axis=1)
         anomaly = start + weight * (known - start) + drift
-        return forecast_frame(inits, leads, anomaly, gaussian_phase_probabilities(anomaly, spread))
+        return forecast_frame(inits, leads, anomaly, gaussian_phase_probabilities(anomaly, spread), sd=spread)
 
     def forecast_table(at: Month) -> ForecastTable:
         frame = model_frame(to_periods([at]))
@@ -462,18 +488,23 @@ def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
             model_version: model_frame(inits),
             "persistence": persistence.predict(observed, inits),
             "damped_persistence": damped.predict(observed, inits),
-            "climatology": climatology.predict(inits),
+            "climatology": reference.predict(inits),
         }
         parts = []
         for name, frame in frames.items():
-            scored = score_table(attach_observations(frame, observed, phase), climatology.frequencies)
+            scored = score_table(attach_observations(frame, observed, phase), reference.frequencies)
             parts.append(scored.assign(forecaster=name))
         scores = pd.concat(parts, ignore_index=True)[list(SCORE_COLUMNS)]
-        lead1 = attach_observations(frames[model_version], observed, phase).query("lead == 1")
+        joined = attach_observations(frames[model_version], observed, phase)
+        lead1 = joined.query("lead == 1")
         verification = Verification(
             scores=scores, model_forecaster=model_version, period=scoring, kind="hindcast",
             contingency=contingency_table(phases_of(lead1["nino34_anomaly"]), lead1["observed_phase"]),
-            contingency_lead=1)
+            contingency_lead=1,
+            reliability=phase_reliability(joined[["p_la_nina", "p_neutral", "p_el_nino"]].to_numpy(),
+                                          joined["observed_phase"].to_numpy(object)),
+            reference_climatology=f"observed phase frequencies per calendar month over "
+                                  f"{reference_years[0]}-01 to {reference_years[1]}-12")
         previous = forecast_table(init - 1)
         past = pd.concat([model_frame(to_periods([target - k])).query(f"lead == {k}")
                           for target in (init - 1, init) for k in (1, 3, 6)])

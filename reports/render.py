@@ -27,14 +27,17 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from enso.months import Month, to_period
 from enso.nino34 import PHASES
-from enso.verify import accuracy, gerrity, heidke, peirce
+from enso.verify import RELIABILITY_TOLERANCE, accuracy, gerrity, heidke, peirce, reliability_gap
 from reports import charts
 from reports.data import ReportData, Verification, example_report_data, report_file_name
 
 PHASE_LABELS = {"la_nina": "La Niña", "neutral": "Neutral", "el_nino": "El Niño"}
 #: Score metrics compared against the baselines, and which direction is better.
 HIGHER_IS_BETTER = {"acc": True, "rmse": False}
-METRIC_LABELS = {"acc": "ACC", "rmse": "RMSE"}
+#: Probabilistic scores shown in their own tables (not counted as shortfalls), and which direction is better.
+PROBABILISTIC_HIGHER_IS_BETTER = {"crps": False, "bss_la_nina": True, "bss_neutral": True, "bss_el_nino": True}
+METRIC_LABELS = {"acc": "ACC", "rmse": "RMSE", "crps": "CRPS (°C)", "bss_la_nina": "Brier skill score, La Niña",
+                 "bss_neutral": "Brier skill score, neutral", "bss_el_nino": "Brier skill score, El Niño"}
 
 
 @dataclass(frozen=True)
@@ -169,14 +172,18 @@ def _forecast_rows(data: ReportData) -> list[dict[str, object]]:
     return rows
 
 
-def _skill_tables(verification: Verification) -> list[dict[str, object]]:
-    """Per metric: leads, and one row per forecaster (model first) with values and worse-than flags."""
+def _skill_tables(verification: Verification, metrics: dict[str, bool] | None = None,
+                  need_model: bool = True) -> list[dict[str, object]]:
+    """Per metric (default :data:`HIGHER_IS_BETTER`): leads, and one row per forecaster (model first) with values
+    and better-than-the-model flags. Without ``need_model`` a metric the model lacks (e.g. CRPS of a model that
+    states no spread) is shown for the baselines alone."""
     tables = []
-    for metric, higher_better in HIGHER_IS_BETTER.items():
+    for metric, higher_better in (metrics or HIGHER_IS_BETTER).items():
         table = verification.by_lead(metric).T
-        if verification.model_forecaster not in table.index:
+        if table.empty or (need_model and verification.model_forecaster not in table.index):
             continue
-        model = table.loc[verification.model_forecaster]
+        model = (table.loc[verification.model_forecaster] if verification.model_forecaster in table.index
+                 else pd.Series(np.nan, index=table.columns))
         rows = []
         for name in [verification.model_forecaster] + verification.baselines:
             if name not in table.index or table.loc[name].isna().all():
@@ -191,6 +198,22 @@ def _skill_tables(verification: Verification) -> list[dict[str, object]]:
         tables.append({"metric": METRIC_LABELS[metric], "better": "higher" if higher_better else "lower",
                        "leads": [int(k) for k in table.columns], "rows": rows})
     return tables
+
+
+def _reliability_summary(verification: Verification, min_count: int = 10) -> list[dict[str, object]]:
+    """Per phase: the largest gap between observed frequency and forecast probability over bins of at least
+    ``min_count`` forecasts, whether it is within :data:`enso.verify.RELIABILITY_TOLERANCE`, and the cases."""
+    table = verification.reliability
+    if table is None:
+        return []
+    rows = []
+    for phase in PHASES:
+        mine = table[table["phase"] == phase]
+        gap = reliability_gap(mine, min_count)
+        rows.append({"phase": phase, "gap": gap, "within": bool(np.isfinite(gap) and gap <= RELIABILITY_TOLERANCE),
+                     "bins": int((mine["count"] >= min_count).sum()), "n": int(mine["count"].sum()),
+                     "min_count": min_count})
+    return rows
 
 
 def _contingency(verification: Verification) -> dict[str, object] | None:
@@ -246,6 +269,8 @@ def _charts(data: ReportData) -> dict[str, bytes]:
         images["skill_by_lead.png"] = charts.skill_by_lead_png(data.verification)
         if (data.verification.scores["target_calendar_month"] > 0).any():
             images["skill_heatmap.png"] = charts.skill_heatmap_png(data.verification)
+        if data.verification.has_reliability:
+            images["reliability.png"] = charts.reliability_png(data.verification)
     return images
 
 
@@ -266,6 +291,10 @@ def _render_html(data: ReportData, images: dict[str, bytes], image_src: Callable
         baseline_names=list(data.baselines.columns) if data.baselines is not None else [],
         shortfalls=shortfalls(verification) if verification is not None else [],
         skill_tables=_skill_tables(verification) if verification is not None else [],
+        probabilistic_tables=(_skill_tables(verification, PROBABILISTIC_HIGHER_IS_BETTER, need_model=False)
+                              if verification is not None else []),
+        reliability_rows=_reliability_summary(verification) if verification is not None else [],
+        reliability_tolerance=RELIABILITY_TOLERANCE,
         contingency=_contingency(verification) if verification is not None else None,
         outcomes=_outcome_rows(data),
     )

@@ -146,6 +146,52 @@ def test_stored_names_with_mathtext_characters_draw(data: ReportData) -> None:
     assert "lin$ear^_{eof" in "".join(_inventory(rendered.html).text)
 
 
+def test_verification_shows_a_reliability_diagram_and_the_brier_skill_and_crps_tables(data: ReportData,
+                                                                                       rendered) -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    from enso.verify import reliability_gap
+
+    verification = data.verification
+    assert verification.has_reliability
+    png = rendered.images["reliability.png"]
+    assert Image.open(BytesIO(png)).size[0] >= 700
+    page = _inventory(rendered.html)
+    alts = [value for tag, name, value in page.loading]
+    assert any(v == "data:image/png;base64," + base64.b64encode(png).decode("ascii") for v in alts)
+    assert 'alt="Reliability diagram: observed frequency against forecast probability for each phase"' in rendered.html
+    text = _text(rendered.html)
+    headings = ["Probabilistic scores: Brier skill score and CRPS", "CRPS (°C) by lead",
+                "Brier skill score, La Niña by lead", "Brier skill score, neutral by lead",
+                "Brier skill score, El Niño by lead", "Reliability of the phase probabilities"]
+    positions = [text.find(h) for h in headings]
+    assert all(p >= 0 for p in positions) and positions == sorted(positions), dict(zip(headings, positions))
+    assert "observed phase frequencies per calendar month over 1970-01 to 1999-12" in text  # the stated reference
+    by_lead = verification.by_lead("bss_el_nino")
+    model_row = " ".join(f"{v:.2f}" for v in by_lead[verification.model_forecaster])
+    assert f"Model {model_row}" in text
+    crps = verification.by_lead("crps")
+    assert f"Persistence {' '.join(f'{v:.2f}' for v in crps['persistence'])}" in text
+    assert "climatology" not in crps.columns  # no spread, no CRPS
+    for phase, label in (("la_nina", "La Niña"), ("neutral", "Neutral"), ("el_nino", "El Niño")):
+        gap = reliability_gap(verification.reliability[verification.reliability["phase"] == phase], 10)
+        assert f"{label} {gap:.2f}" in text
+
+
+def test_the_reliability_diagram_needs_a_table(data: ReportData) -> None:
+    from reports import charts
+
+    with pytest.raises(ValueError, match="no reliability table"):
+        charts.reliability_png(replace(data.verification, reliability=None))
+    rendered = render_report(replace(data, verification=replace(data.verification, reliability=None)))
+    assert "reliability.png" not in rendered.images and "Reliability of the phase probabilities" not in rendered.html
+    assert "Brier skill score, El Niño by lead" in rendered.html
+    with pytest.raises(ValueError, match="lacks columns"):
+        replace(data.verification, reliability=data.verification.reliability.drop(columns=["count"]))
+
+
 def test_first_month_without_history_says_so(data: ReportData) -> None:
     first = example_report_data(with_history=False)
     assert first.verification is None and first.outcomes is None and first.previous_forecast is None
@@ -155,7 +201,7 @@ def test_first_month_without_history_says_so(data: ReportData) -> None:
     assert "No earlier forecast has an observed target month yet" in text
     assert "no champion yet: newest model used" in text
     assert "Scoring period none yet" in text
-    assert not {"skill_by_lead.png", "skill_heatmap.png"} & set(rendered.images)
+    assert not {"skill_by_lead.png", "skill_heatmap.png", "reliability.png"} & set(rendered.images)
     assert "No verified forecasts yet" in summary_text(first)
 
 

@@ -186,3 +186,78 @@ def test_views_sql_holds_the_views_the_migrations_create(tmp_path) -> None:
                    .scalars()]
     engine.dispose()
     assert sorted(documented) == sorted(created)
+
+
+def _model_row(version: str) -> dict:
+    return dict(version=version, preset="tiny", config={}, sst_source="ersst", train_start=dt.date(1960, 1, 1),
+                train_end=dt.date(1989, 12, 1), valid_end=dt.date(1999, 12, 1), base_period="1991-2020",
+                normalisation={}, metrics={}, data_fingerprint="f" * 64, weights=b"w")
+
+
+def _forecast_frame(init: str, spread: list[float] | None) -> pd.DataFrame:
+    leads = [1, 2, 3]
+    init_month = pd.Period(init, "M")
+    frame = pd.DataFrame({
+        "init_month": [init_month] * 3, "target_month": [init_month + k for k in leads], "lead": leads,
+        "nino34": [27.0, 27.1, 27.2], "nino34_anomaly": [0.4, 0.5, 0.6], "p_la_nina": [0.1] * 3,
+        "p_neutral": [0.5] * 3, "p_el_nino": [0.4] * 3, "phase": ["neutral"] * 3})
+    if spread is not None:
+        frame["nino34_anomaly_sd"] = spread
+    return frame
+
+
+def test_forecasts_store_their_gaussian_spread_or_null(engine) -> None:
+    """forecast.nino34_anomaly_sd (migration 0009): written when the frame has it (NaN as NULL), NULL when not,
+    shown by the views; a spread that is not positive is refused."""
+    from db.forecasts import load_forecasts, write_forecasts
+    from db.schema import Model
+
+    with engine.begin() as conn:
+        conn.execute(Model.__table__.insert().values(_model_row("m-spread")))
+        write_forecasts(conn, _forecast_frame("2020-01", [0.25, float("nan"), 0.41]), model_version="m-spread",
+                        kind="operational", base_period="1991-2020")
+        write_forecasts(conn, _forecast_frame("2020-02", None), model_version="m-spread", kind="operational",
+                        base_period="1991-2020")
+    loaded = load_forecasts(engine, model_version="m-spread")
+    spread = loaded.set_index(["init_month", "lead"])["nino34_anomaly_sd"]
+    assert spread.dtype == float
+    assert spread[(pd.Period("2020-01", "M"), 1)] == 0.25 and spread[(pd.Period("2020-01", "M"), 3)] == 0.41
+    assert spread.isna().sum() == 4  # lead 2 of January, and all of February
+    with engine.connect() as conn:
+        latest = conn.execute(text("SELECT lead_months, nino34_anomaly_sd FROM latest_forecast "
+                                   "ORDER BY lead_months")).all()
+        joined = conn.execute(text("SELECT forecast_anomaly_sd FROM forecast_verification "
+                                   "WHERE init_month = :m ORDER BY lead_months"), {"m": dt.date(2020, 1, 1)}).all()
+    assert latest == [(1, None), (2, None), (3, None)]  # February's forecast is the newest
+    assert [r[0] for r in joined] == [0.25, None, 0.41]
+    with pytest.raises(ValueError, match="positive"), engine.begin() as conn:
+        write_forecasts(conn, _forecast_frame("2020-03", [0.2, 0.0, 0.3]), model_version="m-spread",
+                        kind="operational", base_period="1991-2020")
+
+
+def test_migration_0009_adds_the_spread_and_goes_back(tmp_path) -> None:
+    from alembic import command
+
+    from db.migrate import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'spread.sqlite'}"
+    upgrade(url, "0008")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO model (version, preset, config, sst_source, train_start, train_end, "
+                          "valid_end, base_period, normalisation, metrics, data_fingerprint, weights, status, "
+                          "device, created_at) VALUES ('m', 'tiny', '{}', 'ersst', '1960-01-01', '1989-12-01', "
+                          "'1999-12-01', '1991-2020', '{}', '{}', 'f', x'00', 'candidate', 'cpu', '2020-01-01')"))
+        conn.execute(text("INSERT INTO forecast (model_version, kind, init_month, target_month, lead_months, nino34, "
+                          "nino34_anomaly, p_la_nina, p_neutral, p_el_nino, phase, base_period, created_at) VALUES "
+                          "('m', 'operational', '2020-01-01', '2020-02-01', 1, 27.0, 0.5, 0.1, 0.5, 0.4, "
+                          "'neutral', '1991-2020', '2020-02-05')"))
+    upgrade(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT nino34_anomaly, nino34_anomaly_sd FROM latest_forecast")).all() == [(0.5, None)]
+    command.downgrade(alembic_config(url), "0008")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT nino34_anomaly FROM latest_forecast")).all() == [(0.5,)]
+        columns = [r[1] for r in conn.execute(text("PRAGMA table_info(forecast)"))]
+    assert "nino34_anomaly_sd" not in columns
+    engine.dispose()

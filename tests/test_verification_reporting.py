@@ -31,12 +31,24 @@ from db.ingest import backfill, ingest_index, ingest_relative
 from db.migrate import upgrade
 from db.phase import load_relative_index
 from db.reporting import assemble_report, email_report, render_and_store
-from db.schema import Base, EmailDelivery, Forecast, ForecastGrid, Model, Report, VerificationScore
+from db import registry
+from db.phase import load_phase_index
+from db.schema import Base, EmailDelivery, Forecast, ForecastGrid, Model, Report, SstGrid, VerificationScore
 from db.store import VintageFile, append_vintage, load_index, month_date
-from db.verification import BASELINES, climatology_years, load_scores, newly_verifiable, verify
+from db.verification import (
+    BASELINES,
+    IndexBaselines,
+    _linear_eof,
+    climatology_years,
+    eof_base,
+    load_scores,
+    newly_verifiable,
+    verify,
+)
 from enso.config import Settings
 from enso.mirror import MirrorServer, write_mirror
 from enso.months import Month, month_range
+from enso.nino34 import PHASES, oni, phases_of
 from flows.cli import main
 from reports.data import SCORE_COLUMNS, MonthSpan, Verification
 from reports.email import EmailDeliveryError
@@ -192,12 +204,28 @@ def test_verify_scores_the_model_and_every_baseline_on_the_same_pairs(filled: En
     assert acc[("value", "climatology")].isna().all()
     rpss = _stored(filled, template.version, "rpss")
     assert rpss[("value", "climatology")].to_numpy() == pytest.approx(0.0, abs=1e-12)
+    for phase in PHASES:  # the reference climatology has no Brier skill over itself
+        bss = _stored(filled, template.version, f"bss_{phase}")
+        assert bss[("value", "climatology")].to_numpy() == pytest.approx(0.0, abs=1e-12)
+        assert np.isfinite(bss[("value", template.version)].to_numpy()).all()
+    # CRPS for every forecaster that states a spread: the Gaussian baselines (the tiny model states none).
+    crps = _stored(filled, template.version, "crps")
+    assert sorted(crps["value"].columns) == ["damped_persistence", "linear_eof", "persistence"]
+    assert (crps["value"].to_numpy() < rmse["value"][list(crps["value"].columns)].to_numpy()).all()
+    assert result.reliability is not None and set(result.reliability["phase"]) == set(PHASES)
+    assert (result.reliability.groupby("phase")["count"].sum() > 0).all()
 
 
 def test_the_table_shows_model_and_baselines(store: Engine, template: Template) -> None:
-    table = verify(store).table()
-    for text_ in ("ACC by lead", "RMSE (°C) by lead", "Heidke skill score by lead", "RPSS", *BASELINES):
+    result = verify(store)
+    table = result.table()
+    print(table)
+    for text_ in ("ACC by lead", "RMSE (°C) by lead", "Heidke skill score by lead", "RPSS", *BASELINES,
+                  "CRPS (°C)", "Brier skill score of la_nina", "Brier skill score of el_nino",
+                  "Reliability of the model's phase probabilities", "largest gap"):
         assert text_ in table
+    # The stated bases: the EOF model's 30 years ending with training, the reference's ending with selection.
+    assert "anomalies against 1960-1989" in table and "over 1970-01..1999-12" in table
     lines = table.splitlines()
     acc = lines.index("ACC by lead:")
     assert lines[acc + 1].split() == ["forecaster", *map(str, range(1, 13))]
@@ -260,6 +288,63 @@ def test_the_observed_phase_follows_the_phase_index_and_the_anomaly_scores_do_no
     assert "note: observed phase from RONI" in by_roni.table()
 
 
+def _change_after(engine: Engine, first: Month) -> None:
+    """From ``first`` on, every stored grid 1.5 °C warmer and the index anomalies different (a new vintage, its
+    ONI and phase recomputed): a later climate that no baseline may see."""
+    with engine.begin() as conn:
+        rows = conn.execute(select(SstGrid.id, SstGrid.nlat, SstGrid.nlon, SstGrid.values_zstd)
+                            .where(SstGrid.month >= month_date(first))).all()
+        for row in rows:
+            values = codec.unpack_float32(row.values_zstd, (row.nlat, row.nlon)) + np.float32(1.5)
+            conn.execute(SstGrid.__table__.update().where(SstGrid.id == row.id)
+                         .values(values_zstd=codec.pack_float32(values)))
+        index = load_index(engine)
+        changed = index.copy()
+        later = changed.index >= pd.Period(str(first), "M")
+        changed.loc[later, "anomaly"] = changed.loc[later, "anomaly"] * -2.0 + 1.0
+        touched = changed.index >= pd.Period(str(first - 1), "M")  # the ONI centred on first - 1 needs first
+        recomputed = oni(changed["anomaly"]).round(2)
+        changed.loc[touched, "oni"] = recomputed[touched]
+        changed.loc[touched, "phase"] = phases_of(recomputed[touched]).to_numpy()
+        file = VintageFile(url="u", sha256="c" * 64, format="cpc-monthly", downloaded_at=dt.datetime.now(dt.timezone.utc))
+        append_vintage(conn, "nino34", changed, file, seq=index.attrs["vintage_seq"] + 1, base_period="1991-2020")
+
+
+def test_no_baseline_of_verify_sees_a_month_after_the_first_scored_init(store: Engine, template: Template) -> None:
+    """Grids and index changed from the month after the first scored init month (2000-01) on: the index
+    baselines' fitted parameters and the linear EOF model's forecasts from init months whose inputs precede
+    the change stay the same; the stated bases are causal. (The phase of the selection period's last month is
+    the ONI centred on it, which needs the first scored init month: known when that forecast is made.)"""
+    info = registry.model_info(store, template.version)
+    inits = pd.period_range("1995-01", "1999-12", freq="M")
+
+    def fitted() -> tuple[IndexBaselines, pd.DataFrame, tuple[int, int]]:
+        index = load_phase_index(store, "oni", load_index(store)).observed(load_index(store))
+        return IndexBaselines.fit(index, info), _linear_eof(store, info, index, inits)[0], eof_base(store, info, index)
+
+    before, eof_before, base_before = fitted()
+    assert base_before == (1960, 1989) and before.reference_years == (1970, 1999)
+    _change_after(store, HINDCAST[0] + 1)
+    after, eof_after, base_after = fitted()
+    assert base_after == base_before and after.reference_years == before.reference_years
+    pd.testing.assert_frame_equal(before.phase_climatology, after.phase_climatology)
+    assert before.persistence.error_sd == after.persistence.error_sd
+    for table in ("damping", "init_mean", "target_mean"):
+        pd.testing.assert_frame_equal(getattr(before.damped_persistence, table),
+                                      getattr(after.damped_persistence, table))
+    assert before.damped_persistence.error_sd == after.damped_persistence.error_sd
+    pd.testing.assert_frame_equal(eof_before, eof_after)
+    assert "nino34_anomaly_sd" in eof_after and eof_after["nino34_anomaly_sd"].gt(0).all()
+
+
+def test_too_short_a_record_for_a_causal_eof_base_is_a_clear_error(store: Engine, template: Template) -> None:
+    with store.begin() as conn:
+        conn.execute(Model.__table__.update().where(Model.version == template.version)
+                     .values(train_end=month_date(Month.of(1969, 12))))  # 1960-1969: ten years
+    with pytest.raises(ValueError, match=r"linear EOF baseline .*causal base period ending 1969 needs at least 15"):
+        verify(store)
+
+
 def test_climatology_years_fall_back_to_the_latest_complete_thirty() -> None:
     assert climatology_years(month_range("1960-01", "2020-12"), (1991, 2020)) == (1991, 2020)
     assert climatology_years(month_range("1950-01", "1985-06"), (1991, 2020)) == (1955, 1984)
@@ -297,9 +382,18 @@ def test_the_report_assembled_from_the_store_renders_its_forecast(filled: Engine
     assert "damped persistence per cell" in data.predicted_map.title
     assert {s.last_month for s in data.sources} == {INIT}
 
+    assert data.verification.has_reliability
+    with_phase = _count(filled, Forecast, Forecast.kind == "hindcast", Forecast.target_month <= month_date(LAST - 1))
+    assert data.verification.reliability["count"].sum() == 3 * with_phase  # 2020-12 has no RONI yet
+    assert "1970-01 to 1999-12" in data.verification.reference_climatology
+    assert any("against 1960-1989" in c for c in data.method.caveats)
+
     rendered = render_report(data)
-    for expected in (template.version, "Jun 2020", f"{data.forecast.leads['nino34_anomaly'].iloc[0]:+.2f}"):
+    for expected in (template.version, "Jun 2020", f"{data.forecast.leads['nino34_anomaly'].iloc[0]:+.2f}",
+                     "Reliability of the phase probabilities", "Brier skill score, El Niño by lead",
+                     "CRPS (°C) by lead"):
         assert expected in rendered.html
+    assert "reliability.png" in rendered.images
 
 
 def test_the_report_shows_oni_and_roni_and_its_phases_follow_the_phase_index(store: Engine,

@@ -9,18 +9,27 @@ import xarray as xr
 import xskillscore as xs
 
 from enso.nino34 import EL_NINO, LA_NINA, NEUTRAL, PHASES
+from scipy.integrate import quad
+from scipy.stats import norm
+
 from enso.verify import (
     CATEGORICAL_METRICS,
     DETERMINISTIC_METRICS,
     PROBABILISTIC_METRICS,
     PROBABILITY_COLUMNS,
+    RELIABILITY_TOLERANCE,
+    SPREAD_COLUMN,
+    SPREAD_METRICS,
     acc,
     accuracy,
     attach_observations,
     bias,
     brier,
+    brier_skill_score,
     contingency_from_matrix,
     contingency_table,
+    crps_gaussian,
+    crps_gaussian_cases,
     forecast_frame,
     gerrity,
     gerrity_matrix,
@@ -29,7 +38,9 @@ from enso.verify import (
     msss,
     peirce,
     phase_climatology,
+    phase_reliability,
     reliability,
+    reliability_gap,
     rmse,
     rps,
     rpss,
@@ -267,3 +278,96 @@ def test_score_table_scores_what_the_frame_has(rng: np.random.Generator) -> None
     assert counted["n"].item() == 131  # targets 1990-02 .. 2000-12
     with pytest.raises(ValueError, match="observed_anomaly"):
         score_table(frame)
+
+
+# --------------------------------------------------------------------------- CRPS, Brier skill, reliability
+
+def test_crps_gaussian_is_the_integral_of_the_squared_cdf_difference(rng: np.random.Generator) -> None:
+    """The closed form against CRPS = ∫ (F(x) - 1{x >= y})² dx, integrated numerically."""
+    for mean, sd, observed in zip(rng.normal(0, 1, 6), rng.uniform(0.1, 1.5, 6), rng.normal(0, 1.5, 6)):
+        below, _ = quad(lambda x: norm.cdf(x, mean, sd) ** 2, -np.inf, observed)
+        above, _ = quad(lambda x: norm.sf(x, mean, sd) ** 2, observed, np.inf)
+        assert crps_gaussian(mean, sd, observed).value == pytest.approx(below + above, rel=1e-7)
+    means, sds, obs = rng.normal(0, 1, 300), rng.uniform(0.2, 1.0, 300), rng.normal(0, 1, 300)
+    theirs = float(xs.crps_gaussian(da(obs), da(means), da(sds), dim="time"))
+    assert crps_gaussian(means, sds, obs).value == pytest.approx(theirs)
+
+
+def test_crps_gaussian_edges() -> None:
+    # A vanishing spread leaves the absolute error; a missing case is left out; the spread must be positive.
+    assert crps_gaussian([0.3, 1.0], [1e-9, 1e-9], [1.0, 0.0]).value == pytest.approx(0.85)
+    score = crps_gaussian([0.0, np.nan, 0.0], [1.0, 1.0, np.nan], [0.0, 0.0, 0.0])
+    assert score.n == 1 and score.value == pytest.approx((np.sqrt(2.0) - 1.0) / np.sqrt(np.pi))
+    assert crps_gaussian_cases(np.zeros(2), 1.0, np.array([0.0, 3.0])).shape == (2,)
+    with pytest.raises(ValueError, match="positive"):
+        crps_gaussian([0.0], [0.0], [1.0])
+    # A sharper forecast of the right mean scores better; the same spread off by 1 °C worse.
+    assert crps_gaussian([0.0], [0.2], [0.0]).value < crps_gaussian([0.0], [1.0], [0.0]).value
+    assert crps_gaussian([1.0], [0.2], [0.0]).value > crps_gaussian([0.0], [0.2], [0.0]).value
+
+
+def test_brier_skill_score_of_perfect_climatological_and_given_forecasts(rng: np.random.Generator) -> None:
+    occurred = (rng.random(400) < 0.3).astype(float)
+    climate = np.full(occurred.size, 0.3)
+    assert brier_skill_score(occurred, occurred, 0.3).value == 1.0
+    assert brier_skill_score(climate, occurred, 0.3) == (pytest.approx(0.0), 400)
+    p = np.clip(occurred * 0.6 + rng.random(400) * 0.3, 0, 1)
+    expected = 1 - np.mean((p - occurred) ** 2) / np.mean((0.3 - occurred) ** 2)
+    assert brier_skill_score(p, occurred, climate).value == pytest.approx(expected)
+    assert brier_skill_score(1 - occurred, occurred, 0.3).value < 0  # always wrong: worse than climatology
+    missing = occurred.copy()
+    missing[:10] = np.nan
+    assert brier_skill_score(p, missing, 0.3).n == 390
+    assert np.isnan(brier_skill_score([1.0, 0.0], [1.0, 0.0], [1.0, 0.0]).value)  # a perfect reference
+
+
+def test_score_table_adds_brier_skill_per_phase_and_crps_where_there_is_a_spread(rng: np.random.Generator) -> None:
+    frame, observed, observed_phase = synthetic_frame(rng)
+    clim = phase_climatology(observed_phase, "1990-01", "2012-12")
+    target = frame["target_month"].dt.month.to_numpy()
+    climatological = frame.copy()
+    climatological[list(PROBABILITY_COLUMNS)] = clim.loc[target, list(PHASES)].to_numpy()
+    scores = score_table(attach_observations(climatological, observed, observed_phase), clim)
+    bss = scores[scores["metric"].str.startswith("bss_") & scores["target_calendar_month"].isna()]
+    assert len(bss) == 3 * 3 and np.allclose(bss["value"], 0.0, atol=1e-12)
+    assert not set(SPREAD_METRICS) & set(scores["metric"])  # no spread, no CRPS
+    spread = forecast_frame(frame["init_month"].unique(), [1, 2, 3],
+                            frame["nino34_anomaly"].to_numpy().reshape(-1, 3), sd=np.array([0.3, 0.4, 0.5]))
+    assert spread[SPREAD_COLUMN].tolist()[:3] == [0.3, 0.4, 0.5]
+    crps = score_table(attach_observations(spread, observed)).query("metric == 'crps'")
+    lead2 = attach_observations(spread, observed).query("lead == 2")
+    assert crps.query("lead == 2 and target_calendar_month.isna()")["value"].item() == pytest.approx(
+        crps_gaussian(lead2["nino34_anomaly"], 0.4, lead2["observed_anomaly"]).value)
+    with pytest.raises(ValueError, match="positive"):
+        forecast_frame(["2000-01"], [1], [[0.1]], sd=[0.0])
+
+
+def _gaussian_phase_probabilities(mean: np.ndarray, sd: float) -> np.ndarray:
+    p_la_nina, p_el_nino = norm.cdf(-0.5, mean, sd), norm.sf(0.5, mean, sd)
+    return np.column_stack([p_la_nina, 1.0 - p_la_nina - p_el_nino, p_el_nino])
+
+
+@pytest.mark.parametrize("assumed_sd, reliable", [(0.5, True), (0.2, False), (1.2, False)],
+                         ids=["correct-spread", "over-confident", "under-confident"])
+def test_reliability_check_fails_over_and_under_confident_probabilities(assumed_sd: float, reliable: bool) -> None:
+    """Forecast means with errors of known spread 0.5 °C: phase probabilities from that spread are reliable
+    (every populated bin within 0.1 of the diagonal), from too small or too large a spread they are not."""
+    rng = np.random.default_rng(7)
+    mean = rng.normal(0.0, 1.0, 60_000)
+    observed = mean + rng.normal(0.0, 0.5, mean.size)
+    observed_phase = [PHASES[int(v > -0.5) + int(v >= 0.5)] for v in observed]
+    table = phase_reliability(_gaussian_phase_probabilities(mean, assumed_sd), observed_phase)
+    assert list(table["phase"].unique()) == list(PHASES) and (table.groupby("phase")["count"].sum() == 60_000).all()
+    gap = reliability_gap(table, min_count=200)
+    assert (gap <= RELIABILITY_TOLERANCE) is reliable, gap
+    if reliable:
+        assert gap < 0.05
+    else:
+        assert gap > 0.15
+
+
+def test_reliability_gap_ignores_thin_bins() -> None:
+    table = reliability([0.05, 0.05, 0.95], [0, 0, 0], bins=10)
+    assert reliability_gap(table) == pytest.approx(0.95)
+    assert reliability_gap(table, min_count=2) == pytest.approx(0.05)
+    assert np.isnan(reliability_gap(table, min_count=5))

@@ -1,13 +1,15 @@
 -- Views for SQL users (PostgreSQL and SQLite), as the schema has them now. Migration 0002 created
 -- latest_forecast and forecast_verification; 0005 added index_current and index_observation (the
 -- index became append-only vintages) and re-created forecast_verification on top of them; 0008
--- added relative_index.
+-- added relative_index; 0009 added the forecast's Gaussian spread (nino34_anomaly_sd, °C, NULL where
+-- the forecaster states none) to latest_forecast and forecast_verification.
 
 -- The newest operational forecast for each lead: the latest init month, and of several
 -- models for it the one written last.
 CREATE VIEW latest_forecast AS
 SELECT f.model_version, f.init_month, f.target_month, f.lead_months, f.nino34, f.nino34_anomaly,
-       f.p_la_nina, f.p_neutral, f.p_el_nino, f.phase, f.base_period, f.created_at, f.flow_run_id
+       f.nino34_anomaly_sd, f.p_la_nina, f.p_neutral, f.p_el_nino, f.phase, f.base_period, f.created_at,
+       f.flow_run_id
 FROM forecast f
 WHERE f.kind = 'operational'
   AND f.id = (SELECT f2.id FROM forecast f2
@@ -20,7 +22,8 @@ WHERE f.kind = 'operational'
 -- while the month's ONI is not known yet).
 CREATE VIEW forecast_verification AS
 SELECT f.model_version, f.kind, f.init_month, f.target_month, f.lead_months,
-       f.nino34 AS forecast_nino34, f.nino34_anomaly AS forecast_anomaly, f.phase AS forecast_phase,
+       f.nino34 AS forecast_nino34, f.nino34_anomaly AS forecast_anomaly,
+       f.nino34_anomaly_sd AS forecast_anomaly_sd, f.phase AS forecast_phase,
        f.p_la_nina, f.p_neutral, f.p_el_nino,
        o.nino34 AS observed_nino34, o.anomaly AS observed_anomaly, o.oni AS observed_oni,
        o.phase AS observed_phase,
