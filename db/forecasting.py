@@ -21,8 +21,8 @@ from db import registry, store
 from db.forecasts import write_forecasts
 from db.registry import ModelChoice, ModelInfo
 from enso import verify
-from db.verification import EOF_RESOLUTION_DEG, regional_anomaly_cube
-from enso.baselines import DampedPersistence, LinearEOFModel, Persistence
+from db.verification import linear_eof_forecasts
+from enso.baselines import DampedPersistence, Persistence
 from enso.config import Settings
 from enso.model.data import model_table
 from enso.model.predict import input_history_months, predict, resolve_device
@@ -105,7 +105,9 @@ def train_and_register(engine: Engine, settings: Settings, preset_name: str | No
     `enso train` with no flags does what the monthly run and the ``retrain`` flow do. Training
     reads the SST source's whole record with the grids' own Niño 3.4 as its target; selection
     (early stopping, calibration, promotion) uses init months after ``train_end`` whose targets
-    lie up to ``valid_end``. The run's checkpoint folder is removed once the model is registered.
+    lie up to ``valid_end``; the forecasts of those init months by the weights selection scored are
+    stored with the model (kind ``selection``), so its skill can be verified at once. The run's
+    checkpoint folder is removed once the model is registered.
     """
     preset = get_preset(preset_name or settings.model_preset)
     if settings.model_members is not None:
@@ -135,9 +137,16 @@ def train_and_register(engine: Engine, settings: Settings, preset_name: str | No
                                          table["anomaly"])
         metrics["test"]["period"] = f"{test_inits[0]}..{test_inits[-1]}"
 
+    window = trained.data_window
+    selection_frame = predict(trained.as_selected(), cube, table,
+                              month_range(window["valid_first_init"], window["valid_last_init"]), device=device)
+
     def register(conn: Connection) -> str:
-        return registry.register(conn, trained, sst_source=source, base_period=_base_period(table),
-                                 metrics=metrics, device=str(resolve_device(device)), flow_run_id=flow_run_id)
+        version = registry.register(conn, trained, sst_source=source, base_period=_base_period(table),
+                                    metrics=metrics, device=str(resolve_device(device)), flow_run_id=flow_run_id)
+        write_forecasts(conn, selection_frame, model_version=version, kind="selection",
+                        base_period=_base_period(table), flow_run_id=flow_run_id)
+        return version
 
     try:
         with engine.begin() as conn:
@@ -190,9 +199,9 @@ def selection_scores(engine: Engine, source: str, trained: TrainedModel, table: 
                                         observed)
     out["damped_persistence"] = scores_by_lead(
         DampedPersistence().fit(anomaly, None, train_end).predict(anomaly, inits), observed)
-    out["linear_eof"] = scores_by_lead(
-        linear_eof_forecasts(engine, source, train_end=train_end, valid_end=valid_end, index=table, inits=inits),
-        observed)
+    eof_frame, _ = linear_eof_forecasts(engine, source, table, inits, train_start=Month.parse(window["train_first_init"]),
+                                        train_end=train_end, valid_end=valid_end, refit=False)
+    out["linear_eof"] = scores_by_lead(eof_frame, observed)
     if champ is not None:
         champion = registry.load_model(engine, champ.version).as_selected()
         try:
@@ -204,20 +213,6 @@ def selection_scores(engine: Engine, source: str, trained: TrainedModel, table: 
         except (LookupError, ValueError) as exc:
             out["champion"] = {"version": champ.version, "mean_rmse": None, "problem": str(exc)}
     return out
-
-
-def linear_eof_forecasts(engine: Engine, source: str, *, train_end: Month, valid_end: Month, index: pd.DataFrame,
-                         inits: list[Month]) -> pd.DataFrame:
-    """The linear EOF model (:class:`enso.baselines.LinearEOFModel`) fitted on the store's grids up to
-    ``train_end`` (penalties chosen up to ``valid_end``), its SST anomalies against the 30 years (at most)
-    ending at ``train_end``: nothing after ``train_end`` shapes its anomalies."""
-    model = LinearEOFModel()
-    stored = store.stored_months(engine, source)
-    base = (max(stored[0].year + 1, train_end.year - 29), train_end.year if train_end.month == 12 else train_end.year - 1)
-    cube = regional_anomaly_cube(engine, source, stored[0], inits[-1], lat_range=model.lat_range,
-                                 lon_range=model.lon_range, resolution_deg=EOF_RESOLUTION_DEG, base=base)
-    model.fit(cube, index["anomaly"], str(train_end), str(valid_end))
-    return model.predict(cube, index["anomaly"], inits)
 
 
 def promotion(selection: dict, champ: ModelInfo | None) -> tuple[bool, str]:

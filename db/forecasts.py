@@ -13,7 +13,7 @@ import xarray as xr
 from sqlalchemy import Connection, Engine, and_, delete, insert, select
 
 from db import codec
-from db.schema import Forecast, ForecastGrid, utcnow
+from db.schema import FORECAST_KINDS, Forecast, ForecastGrid, utcnow
 from db.store import date_month, month_date
 from enso.months import Month
 
@@ -34,8 +34,8 @@ def write_forecasts(conn: Connection, frame: pd.DataFrame, *, model_version: str
     A frame with :data:`SPREAD_COLUMN` stores it (NaN as NULL; a spread must be
     positive); without it the column is NULL.
     """
-    if kind not in ("operational", "hindcast"):
-        raise ValueError(f"forecast kind must be 'operational' or 'hindcast', not {kind!r}")
+    if kind not in FORECAST_KINDS:
+        raise ValueError(f"forecast kind must be one of {', '.join(FORECAST_KINDS)}, not {kind!r}")
     inits = sorted({_month(m) for m in frame["init_month"]})
     now = utcnow()
     for m in inits:

@@ -280,20 +280,25 @@ def _base_phase_climatology(index: pd.DataFrame, base: tuple[int, int]) -> pd.Da
 
 # --------------------------------------------------------------------------- verification and outcomes
 
-def _verification(engine: Engine, version: str, index: pd.DataFrame,
-                  baselines: IndexBaselines) -> Verification | None:
-    period = scored_period(engine, version, "hindcast")
+def _verification(engine: Engine, info: RegistryModelInfo, index: pd.DataFrame) -> Verification | None:
+    """The model's stored scores: of its hindcasts when scored, else of its selection forecasts (a model
+    trained on rolling windows has no later months to hindcast until they arrive)."""
+    version = info.version
+    kind, period = "hindcast", scored_period(engine, version, "hindcast")
+    if period is None:
+        kind, period = "selection", scored_period(engine, version, "selection")
     if period is None:
         return None
-    scores = load_scores(engine, version, "hindcast", period)
-    stored = load_forecasts(engine, model_version=version, kind="hindcast", init_start=period[0], init_end=period[1])
+    baselines = IndexBaselines.fit(index, info, kind)
+    scores = load_scores(engine, version, kind, period)
+    stored = load_forecasts(engine, model_version=version, kind=kind, init_start=period[0], init_end=period[1])
     joined = attach_observations(stored, index["anomaly"], index["phase"])
     joined = joined[np.isfinite(joined["observed_anomaly"].to_numpy(dtype=np.float64))]
     lead1 = joined[joined["lead"] == 1]
     years = baselines.reference_years
     reference = (f"observed phase frequencies per calendar month over {years[0]}-01 to {years[1]}-12, the "
-                 f"{years[1] - years[0] + 1} years ending with the selection period" if years else "")
-    return Verification(scores=scores, model_forecaster=version, period=MonthSpan(*period), kind="hindcast",
+                 f"{years[1] - years[0] + 1} years before the scored init months" if years else "")
+    return Verification(scores=scores, model_forecaster=version, period=MonthSpan(*period), kind=kind,
                         contingency=contingency_table(lead1["phase"], lead1["observed_phase"]), contingency_lead=1,
                         reliability=model_reliability(joined), reference_climatology=reference)
 
@@ -357,7 +362,7 @@ def assemble_report(engine: Engine, settings: Settings, init_month: Month | None
         "damped_persistence": baselines.damped_persistence.predict(index["anomaly"], at_init)["nino34_anomaly"]
         .to_numpy(),
     }, index=pd.Index(baselines.persistence.leads, name="lead"))
-    verification = _verification(engine, info.version, index, baselines)
+    verification = _verification(engine, info, index)
     caveats = [
         f"Baselines (persistence, damped persistence, climatology, linear EOF model) are fitted on the model's "
         f"training period {info.train_start} to {info.train_end}; none sees a scored month.",
@@ -391,7 +396,7 @@ def assemble_report(engine: Engine, settings: Settings, init_month: Month | None
 def _eof_caveat(engine: Engine, info: RegistryModelInfo, index: pd.DataFrame) -> list[str]:
     """The linear EOF model's causal anomaly base, as a caveat (none when the store cannot give one)."""
     try:
-        base = eof_base(engine, info, index)
+        base = eof_base(engine, info.sst_source, info.train_end, index)
     except (LookupError, ValueError) as error:
         return [f"No causal base period for the linear EOF baseline: {error}."]
     return [f"The linear EOF model's SST and Niño 3.4 anomalies are taken against {base[0]}-{base[1]}, the "

@@ -225,7 +225,9 @@ class IngestLog(Base):
 # --- Models, forecasts, verification, reports (the layers above the data foundation) ----------
 
 MODEL_STATUSES = ("candidate", "champion", "retired")
-FORECAST_KINDS = ("operational", "hindcast")
+#: operational: the monthly forecast; hindcast: out-of-sample forecasts of past months; selection: a model's
+#: forecasts of its own selection months, with the weights selection scored (before any refit).
+FORECAST_KINDS = ("operational", "hindcast", "selection")
 
 
 class Model(Base):
@@ -270,7 +272,7 @@ class Forecast(Base):
     __table_args__ = (
         UniqueConstraint("model_version", "kind", "init_month", "target_month",
                          name="uq_forecast_model_kind_init_target"),
-        CheckConstraint("kind IN ('operational', 'hindcast')", name="kind_values"),
+        CheckConstraint("kind IN ('operational', 'hindcast', 'selection')", name="kind_values"),
         CheckConstraint("lead_months BETWEEN 1 AND 24", name="lead_range"),
         CheckConstraint("abs(p_la_nina + p_neutral + p_el_nino - 1.0) < 1e-6", name="probabilities_sum_to_one"),
         CheckConstraint("phase IN ('la_nina', 'neutral', 'el_nino')", name="phase_values"),

@@ -225,8 +225,8 @@ class IndexBaselines:
     :data:`enso.baselines.BASE_YEARS` years of it); climatology's phase
     frequencies, the RPSS/BSS reference, over ``reference_years``: the 30
     complete years of observed phases that end with the model's ``valid_end``
-    (the most recent months before any scored init month; fewer if the phase
-    index is shorter, at least 15).
+    (``train_end`` for its selection forecasts): the most recent months before
+    any scored init month; fewer if the phase index is shorter, at least 15.
     """
 
     climatology: Climatology
@@ -235,12 +235,14 @@ class IndexBaselines:
     reference_years: tuple[int, int] | None = None
 
     @classmethod
-    def fit(cls, index: pd.DataFrame, info: ModelInfo) -> "IndexBaselines":
+    def fit(cls, index: pd.DataFrame, info: ModelInfo, kind: str = "hindcast") -> "IndexBaselines":
+        """Fitted for scoring the model's forecasts of ``kind``: the reference years end with its ``valid_end``,
+        or with its ``train_end`` for its ``selection`` forecasts (which score the months after it)."""
         first, last = str(info.train_start), str(info.train_end)
         anomaly = index["anomaly"]
         phased = index.index[index["phase"].notna().to_numpy()]
         try:
-            years = causal_base(phased, str(info.valid_end))
+            years = causal_base(phased, str(info.train_end if kind == "selection" else info.valid_end))
         except ValueError as error:
             raise ValueError(f"the reference phase climatology of model {info.version}: {error}") from None
         damped = DampedPersistence(probabilities="gaussian", level_years=BASE_YEARS)
@@ -261,7 +263,7 @@ class IndexBaselines:
                 f"(damped persistence: centred regression per init calendar month and lead, means over its last "
                 f"{BASE_YEARS} years); climatology, the RPSS and Brier skill score reference, = the observed phase "
                 f"frequencies per calendar month over {years[0]}-01..{years[1]}-12, the {years[1] - years[0] + 1} "
-                f"years ending with the selection period" if years else "")
+                f"years before the scored init months" if years else "")
 
 
 def regional_anomaly_cube(engine: Engine, source: str, start: Month, end: Month, *,
@@ -303,61 +305,73 @@ def _on_pairs(frame: pd.DataFrame, pairs: pd.DataFrame, name: str) -> pd.DataFra
     return keyed.loc[wanted].reset_index(drop=True)
 
 
-def eof_base(engine: Engine, info: ModelInfo, index: pd.DataFrame) -> tuple[int, int]:
+def eof_base(engine: Engine, source: str, train_end: Month, index: pd.DataFrame) -> tuple[int, int]:
     """The linear EOF model's causal base: the 30 complete years ending with ``train_end`` that both the
-    store's grids of the model's SST source and the index's anomalies hold (fewer, at least 15, else an error)."""
-    stored = store.stored_months(engine, info.sst_source)
+    store's grids of ``source`` and the index's anomalies hold (fewer, at least 15, else an error)."""
+    stored = store.stored_months(engine, source)
     if not stored:
-        raise LookupError(f"the store holds no {info.sst_source} grids for the linear EOF baseline")
+        raise LookupError(f"the store holds no {source} grids for the linear EOF baseline")
     indexed = set(index.index[np.isfinite(index["anomaly"].to_numpy(dtype=np.float64))])
     both = [m for m in to_periods(stored) if m in indexed]
     try:
-        return causal_base(both, str(info.train_end))
+        return causal_base(both, str(train_end))
     except ValueError as error:
-        raise ValueError(f"linear EOF baseline of model {info.version} ({info.sst_source} grids and the index): "
+        raise ValueError(f"linear EOF baseline ({source} grids and the index, training up to {train_end}): "
                          f"{error}") from None
 
 
-def _linear_eof(engine: Engine, info: ModelInfo, index: pd.DataFrame,
-                inits: pd.PeriodIndex) -> tuple[pd.DataFrame, str]:
-    """The linear EOF model fitted as the model was (train ..train_end, alpha on ..valid_end), at ``inits``,
-    with SST and Niño 3.4 anomalies against the causal :func:`eof_base`."""
-    base = eof_base(engine, info, index)
-    model = LinearEOFModel(nino34_base=base)
-    stored = store.stored_months(engine, info.sst_source)
-    first_input = max(info.train_start - (model.n_lags - 1), stored[0])
+def linear_eof_forecasts(engine: Engine, source: str, index: pd.DataFrame, inits: pd.PeriodIndex | list, *,
+                         train_start: Month, train_end: Month, valid_end: Month,
+                         refit: bool = True) -> tuple[pd.DataFrame, str]:
+    """The linear EOF model on the store's grids (train ..train_end, alpha on ..valid_end, then refit on both
+    unless ``refit`` is False), at ``inits``, with SST and Niño 3.4 anomalies against the causal :func:`eof_base`."""
+    inits = to_periods(inits)
+    base = eof_base(engine, source, train_end, index)
+    model = LinearEOFModel(nino34_base=base, refit=refit)
+    stored = store.stored_months(engine, source)
+    first_input = max(train_start - (model.n_lags - 1), stored[0])
     last_init = Month.parse(str(inits.max()))
     cube = regional_anomaly_cube(
-        engine, info.sst_source, min(first_input, Month.of(base[0], 1)), max(last_init, Month.of(base[1], 12)),
+        engine, source, min(first_input, Month.of(base[0], 1)), max(last_init, Month.of(base[1], 12)),
         lat_range=model.lat_range, lon_range=model.lon_range, resolution_deg=EOF_RESOLUTION_DEG, base=base)
     months = to_periods(cube.month.values)
     cube = cube.isel(month=np.flatnonzero(months >= to_period(first_input)))
-    model.fit(cube, index["anomaly"], str(info.train_end), str(info.valid_end))
-    note = (f"linear EOF model: {info.sst_source} grids of 20°S-20°N, 120°E-70°W at {EOF_RESOLUTION_DEG:g}°; "
+    model.fit(cube, index["anomaly"], str(train_end), str(valid_end))
+    note = (f"linear EOF model: {source} grids of 20°S-20°N, 120°E-70°W at {EOF_RESOLUTION_DEG:g}°; "
             f"SST and Niño 3.4 anomalies against {base[0]}-{base[1]} (causal: the {base[1] - base[0] + 1} years "
             f"ending with the training period), forecasts moved to the index's base by its mean anomaly of "
-            f"{base[0]}-{base[1]}; trained {first_input + model.n_lags - 1}..{info.train_end}, "
-            f"ridge alpha chosen on {info.train_end + 1}..{info.valid_end}")
+            f"{base[0]}-{base[1]}; trained {first_input + model.n_lags - 1}..{train_end}, "
+            f"ridge alpha chosen on {train_end + 1}..{valid_end}" + ("" if refit else ", not refitted"))
     return model.predict(cube, index["anomaly"], inits), note
 
 
-def verify(engine: Engine, *, model_version: str | None = None, kind: str = "hindcast",
+def verify(engine: Engine, *, model_version: str | None = None, kind: str | None = None,
            start: Month | None = None, end: Month | None = None,
            phase_index: str = DEFAULT_PHASE_INDEX) -> VerificationResult:
     """Score a model's stored forecasts of ``kind`` (init months start..end) and the baselines; store the scores.
 
     The model is ``model_version``, else the champion, else the newest model; the
     observed phase is ``phase_index``'s (``roni`` or ``oni``; the notes say which).
+    ``kind`` None: its hindcasts when any is verifiable, else its ``selection`` forecasts
+    (a model trained on rolling windows has no later months to hindcast until they arrive).
     Raises :class:`LookupError` when no forecast of it has an observed target month.
     """
-    if kind not in FORECAST_KINDS:
+    if kind is not None and kind not in FORECAST_KINDS:
         raise ValueError(f"forecast kind must be one of {FORECAST_KINDS}, not {kind!r}")
     choice = registry.choose_model(engine, model_version)
     info = choice.info
     index = store.load_index(engine)
     phase = load_phase_index(engine, phase_index, index)
     index = phase.observed(index)
-    model_frame = _observed_forecasts(engine, info.version, kind, start, end, index)
+    if kind is None:
+        model_frame = _observed_forecasts(engine, info.version, "hindcast", start, end, index)
+        kind = "hindcast"
+        if model_frame.empty:
+            selection = _observed_forecasts(engine, info.version, "selection", start, end, index)
+            if not selection.empty:
+                kind, model_frame = "selection", selection
+    else:
+        model_frame = _observed_forecasts(engine, info.version, kind, start, end, index)
     if model_frame.empty:
         span = f" with init months {start or '...'}..{end or '...'}" if start or end else ""
         command = "enso hindcast --start ... --end ..." if kind == "hindcast" else "enso forecast"
@@ -365,9 +379,11 @@ def verify(engine: Engine, *, model_version: str | None = None, kind: str = "hin
                           f"run `{command}` (and `enso ingest` for new observations)")
     pairs = model_frame[["init_month", "lead"]]
     inits = pd.PeriodIndex(sorted(set(model_frame["init_month"])), freq="M")
-    baselines = IndexBaselines.fit(index, info)
+    baselines = IndexBaselines.fit(index, info, kind)
     anomaly = index["anomaly"]
-    eof_frame, eof_note = _linear_eof(engine, info, index, inits)
+    eof_frame, eof_note = linear_eof_forecasts(engine, info.sst_source, index, inits, train_start=info.train_start,
+                                               train_end=info.train_end, valid_end=info.valid_end,
+                                               refit=kind != "selection")
     frames = {
         info.version: model_frame,
         "climatology": baselines.climatology.predict(inits),

@@ -431,6 +431,9 @@ class LinearEOFModel:
     probabilities: PhaseProbabilities = "gaussian"
     leads: tuple[int, ...] = LEADS
     nino34_base: tuple[int, int] | None = None
+    #: Refit EOFs and regressions on the selection samples too (the default); False keeps the fit on the
+    #: training samples, so that scores on the selection months are out of sample (promotion compares so).
+    refit: bool = True
     alpha: dict[int, float] = field(default_factory=dict, init=False)
     validation_rmse: dict[int, float] = field(default_factory=dict, init=False)
     #: The Niño 3.4 series' mean per calendar month over ``nino34_base`` (zeros without it).
@@ -508,10 +511,11 @@ class LinearEOFModel:
             self.alpha[lead] = float(alphas[best])
             self.validation_rmse[lead] = float(np.sqrt(mse[best]))
 
-        self._basis = _EOFBasis.fit(region.isel(month=np.flatnonzero(months <= valid_end)), self.n_eofs)
+        fit_end = valid_end if self.refit else train_end
+        self._basis = _EOFBasis.fit(region.isel(month=np.flatnonzero(months <= fit_end)), self.n_eofs)
         pcs = self._basis.project(region)
         self._ridges = {
-            lead: _Ridge.fit(*self._samples(pcs, nino34_anomaly, lead, None, valid_end), self.alpha[lead])
+            lead: _Ridge.fit(*self._samples(pcs, nino34_anomaly, lead, None, fit_end), self.alpha[lead])
             for lead in self.leads
         }
         return self

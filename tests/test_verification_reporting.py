@@ -38,7 +38,7 @@ from db.store import VintageFile, append_vintage, load_index, month_date
 from db.verification import (
     BASELINES,
     IndexBaselines,
-    _linear_eof,
+    linear_eof_forecasts,
     climatology_years,
     eof_base,
     load_scores,
@@ -320,7 +320,9 @@ def test_no_baseline_of_verify_sees_a_month_after_the_first_scored_init(store: E
 
     def fitted() -> tuple[IndexBaselines, pd.DataFrame, tuple[int, int]]:
         index = load_phase_index(store, "oni", load_index(store)).observed(load_index(store))
-        return IndexBaselines.fit(index, info), _linear_eof(store, info, index, inits)[0], eof_base(store, info, index)
+        eof = linear_eof_forecasts(store, info.sst_source, index, inits, train_start=info.train_start,
+                                   train_end=info.train_end, valid_end=info.valid_end)[0]
+        return IndexBaselines.fit(index, info), eof, eof_base(store, info.sst_source, info.train_end, index)
 
     before, eof_before, base_before = fitted()
     assert base_before == (1960, 1989) and before.reference_years == (1970, 1999)

@@ -1,4 +1,10 @@
-"""the Gaussian spread of every forecast: forecast.nino34_anomaly_sd, shown by the forecast views
+"""the Gaussian spread of every forecast (forecast.nino34_anomaly_sd, shown by the forecast views) and
+forecasts of kind 'selection'
+
+A model trained on rolling windows has no out-of-sample months left for hindcasts
+until new data arrive; its forecasts of its own selection months, made with the
+weights selection scored (before any refit), are stored with kind ``selection`` so
+that its skill can be verified and reported from the day it is trained.
 
 A forecast's phase probabilities come from a Gaussian distribution of its
 anomaly; ``nino34_anomaly_sd`` (°C, nullable) stores that distribution's
@@ -83,13 +89,18 @@ def upgrade() -> None:
     _drop_views()  # SQLite re-creates a table to alter it, which views on it would block
     with op.batch_alter_table('forecast', schema=None) as batch_op:
         batch_op.add_column(sa.Column('nino34_anomaly_sd', sa.Float(), nullable=True))
+        batch_op.drop_constraint(op.f('ck_forecast_kind_values'), type_='check')
+        batch_op.create_check_constraint(op.f('ck_forecast_kind_values'), "kind IN ('operational', 'hindcast', 'selection')")
     op.execute(LATEST_FORECAST)
     op.execute(FORECAST_VERIFICATION)
 
 
 def downgrade() -> None:
     _drop_views()
+    op.execute("DELETE FROM forecast WHERE kind = 'selection'")
     with op.batch_alter_table('forecast', schema=None) as batch_op:
         batch_op.drop_column('nino34_anomaly_sd')
+        batch_op.drop_constraint(op.f('ck_forecast_kind_values'), type_='check')
+        batch_op.create_check_constraint(op.f('ck_forecast_kind_values'), "kind IN ('operational', 'hindcast')")
     op.execute(LATEST_FORECAST_0005)
     op.execute(FORECAST_VERIFICATION_0005)
