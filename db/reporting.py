@@ -346,7 +346,9 @@ def _report_model_info(engine: Engine, info: RegistryModelInfo) -> ModelInfo:
 
 def assemble_report(engine: Engine, settings: Settings, init_month: Month | None = None, *,
                     issued_at: dt.datetime | None = None) -> ReportData:
-    """Every part of the report of ``init_month`` (default: the newest operational forecast's) from the store."""
+    """Every part of the report of ``init_month`` (default: the newest operational forecast's) from the store.
+
+    The stale-input banner judges the inputs at ``issued_at`` (ENSO_STALE_INPUT_AS_OF where set)."""
     init = init_month or newest_operational_init(engine)
     rows = _operational_rows(engine, init)
     info = _report_model(engine, rows)
@@ -389,7 +391,7 @@ def assemble_report(engine: Engine, settings: Settings, init_month: Month | None
         observed_map=observed_map,
         predicted_map=_predicted_map(engine, info, init),
         verification=verification, outcomes=_outcomes(engine, init, info.version, index["phase"]),
-        stale_inputs=stale_inputs(engine, settings, info.sst_source, issued_at),
+        stale_inputs=stale_inputs(engine, settings, info.sst_source, settings.stale_input_as_of or issued_at),
     )
 
 

@@ -198,11 +198,18 @@ def _when(value: object) -> str:
 
 # --- The stale-input alarm ------------------------------------------------------------------------
 
+def alarm_time(settings: Settings) -> dt.datetime:
+    """When the alarm judges the inputs: ENSO_STALE_INPUT_AS_OF where set (tests, replays of past months), else
+    the clock (UTC)."""
+    return settings.stale_input_as_of or dt.datetime.now(dt.timezone.utc)
+
+
 def input_freshness(engine: Engine, settings: Settings, now: dt.datetime | None = None, *,
                     sources: tuple[str, ...] | None = None, index: bool = True) -> list[InputFreshness]:
     """Current / late / stale for each SST source (default: ENSO_SST_SOURCE) and the index files (the Niño 3.4
-    index and, unless ENSO_RELATIVE_INDEX_URL is empty, CPC's relative index), at ``now``."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    index and, unless ENSO_RELATIVE_INDEX_URL is empty, CPC's relative index), at ``now`` (default:
+    :func:`alarm_time`)."""
+    now = now or alarm_time(settings)
     expected = last_complete_month(now)
     out = []
     for name in sources or (settings.sst_source,):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 from uuid import UUID
 
 import yaml
@@ -25,6 +25,7 @@ from prefect import Flow
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron, Schedule
 from prefect.workers.process import ProcessWorker
@@ -134,19 +135,33 @@ def deploy_all(
     pools: dict[PoolRole, str] = {"cpu": cpu_pool, "gpu": gpu_pool}
     with get_client(sync_client=True) as client:
         ensure_work_pools(client, [pools[s.pool] for s in DEPLOYMENTS])
-    ids = []
-    for spec in DEPLOYMENTS:
-        schedule = schedules[spec.name]
-        deployment = Flow.from_source(source=str(source_dir), entrypoint=spec.entrypoint).to_deployment(
-            name=spec.name,
-            work_pool_name=pools[spec.pool],
-            schedules=[schedule] if schedule else [],
-            concurrency_limit=concurrency_for(spec),
-            paused=paused,
-            job_variables={"env": dict(RUN_ENV)},
-        )
-        ids.append(deployment.apply())
-    return ids
+    return [register(spec, source_dir, work_pool=pools[spec.pool], schedule=schedules[spec.name], paused=paused)
+            for spec in DEPLOYMENTS]
+
+
+def register(spec: DeploymentSpec, source_dir: Path, *, work_pool: str, schedule: Schedule | None,
+             paused: bool) -> UUID:
+    """Register (or update) one deployment of the flow at ``source_dir``/``spec.entrypoint``; returns its id.
+
+    ``Flow.from_source``, ``Flow.to_deployment`` and ``RunnerDeployment.apply`` are
+    Prefect ``async_dispatch`` methods: called where this thread has a running event
+    loop (Jupyter, an async caller, inside Playwright's sync API, whose loop stays
+    running in the thread) or inside an async flow, they return coroutines instead of
+    running. ``_sync=True`` (the switch Prefect's own code passes to them) takes the
+    synchronous path everywhere, so this function behaves the same wherever it is called.
+    """
+    flow = cast(Flow, Flow.from_source(  # type: ignore[call-arg]
+        source=str(source_dir), entrypoint=spec.entrypoint, _sync=True))
+    deployment = cast(RunnerDeployment, flow.to_deployment(  # type: ignore[call-arg]
+        name=spec.name,
+        work_pool_name=work_pool,
+        schedules=[schedule] if schedule else [],
+        concurrency_limit=concurrency_for(spec),
+        paused=paused,
+        job_variables={"env": dict(RUN_ENV)},
+        _sync=True,
+    ))
+    return cast(UUID, deployment.apply(_sync=True))  # type: ignore[call-arg]
 
 
 def render_prefect_yaml() -> str:

@@ -121,6 +121,12 @@ class Settings(BaseSettings):
     index_publication_day: int = Field(default=8, ge=1, le=28, description="CPC: by the 5th-8th.")
     cobe_publication_day: int = Field(default=10, ge=1, le=28, description="JMA COBE-SST: about the 10th (inferred).")
     ersst_publication_day: int = Field(default=7, ge=1, le=28, description="NCEI ERSST: early in the month.")
+    stale_input_as_of: dt.datetime | None = Field(
+        default=None,
+        description="The time the stale-input alarm judges the inputs at (ISO 8601, UTC unless an offset is "
+                    "given), instead of the clock; empty: the clock. For tests and replays against an archive "
+                    "that ends in the past; never set it in operation: a fixed time hides a provider that stopped.",
+    )
     data_dir: Path = Field(default=Path("var"), description="Working files: downloads, models, reports.")
     anomaly_base_start: int = 1991
     anomaly_base_end: int = 2020
@@ -208,6 +214,24 @@ class Settings(BaseSettings):
     def _optional_http_url(cls, value: str) -> str:
         """Empty (ERSST: NCEI's folder of the version; the relative index: none) or an http(s) URL."""
         return http_url(value) if value.strip() else ""
+
+    @field_validator("stale_input_as_of", mode="before")
+    @classmethod
+    def _empty_as_of(cls, value: object) -> object:
+        """An empty ENSO_STALE_INPUT_AS_OF means the clock (None)."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("stale_input_as_of")
+    @classmethod
+    def _past_as_of(cls, value: dt.datetime | None) -> dt.datetime | None:
+        """In UTC (a time without an offset is UTC); not after the clock (no month after it is complete)."""
+        if value is None:
+            return None
+        value = value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+        if value > dt.datetime.now(dt.timezone.utc):
+            raise ValueError(f"{value:%Y-%m-%d %H:%M} UTC is in the future: the alarm can judge the inputs at a "
+                             "past time only (or leave it empty for the clock)")
+        return value
 
     @field_validator("ersst_version")
     @classmethod

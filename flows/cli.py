@@ -116,10 +116,8 @@ def drop_grids(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    import datetime as dt
-
     from db.ingest import ingest_index, ingest_newest, ingest_relative, ingest_sst_month
-    from db.status import input_freshness
+    from db.status import alarm_time, input_freshness
     from enso.publication import is_overdue
     from enso.sources.sst import sst_source
 
@@ -137,7 +135,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         print(r)
     if any(r.outcome in ("rejected", "failed") for r in results):
         return 1
-    now = dt.datetime.now(dt.timezone.utc)
+    now = alarm_time(settings)  # the clock, unless ENSO_STALE_INPUT_AS_OF says otherwise
     if args.month and results[0].outcome == "not_published":
         month, lag = results[0].month, sst_source(source).publication(settings)
         if is_overdue(month, now, lag):

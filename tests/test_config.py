@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from enso.config import (
@@ -66,6 +68,8 @@ def test_sizes_per_kind_keep_the_defaults_of_kinds_not_named() -> None:
     ("phase_index", "nino34", "Input should be 'roni' or 'oni'"),
     ("monthly_cron", "0 6 32 * *", "not a cron expression"),
     ("train_end", "1979-13", "expected a month as YYYY-MM"),
+    ("stale_input_as_of", "2020-08-32", "valid datetime"),
+    ("stale_input_as_of", "2999-01-01", "is in the future"),
 ])
 def test_a_bad_value_names_its_variable(monkeypatch: pytest.MonkeyPatch, field: str, value: str,
                                         problem: str) -> None:
@@ -112,3 +116,14 @@ def test_ersst_settings_a_version_without_a_known_folder_needs_a_base_url() -> N
     with pytest.raises(SettingsError, match="ENSO_ERSST_VERSION='v7' has no known NCEI folder.*ENSO_ERSST_BASE_URL"):
         load_settings(ersst_version="v7")
     assert load_settings(ersst_version="v7", ersst_base_url="https://example.org/ersst/v7/").ersst_version == "v7"
+
+
+def test_the_stale_input_alarm_judges_at_the_clock_unless_a_past_time_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().stale_input_as_of is None
+    monkeypatch.setenv("ENSO_STALE_INPUT_AS_OF", " ")
+    assert load_settings().stale_input_as_of is None
+    utc = dt.timezone.utc
+    for text, expected in [("2020-08-05", dt.datetime(2020, 8, 5, tzinfo=utc)),  # no offset: UTC
+                           ("2020-08-05T08:00+02:00", dt.datetime(2020, 8, 5, 6, tzinfo=utc))]:
+        monkeypatch.setenv("ENSO_STALE_INPUT_AS_OF", text)
+        assert load_settings().stale_input_as_of == expected

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import socket
@@ -150,6 +151,21 @@ def test_redeploy_updates_in_place(api: str) -> None:
     snapshot = _snapshot(_read(again))
     assert snapshot["monthly"]["schedules"] == [("0 6 12 * *", "UTC", "monthly", True)]
     assert snapshot["retrain"]["schedules"] == [("0 8 1 1,4,7,10 *", "UTC", "retrain", True)]
+
+
+def test_deploy_all_registers_from_a_thread_with_a_running_event_loop(api: str) -> None:
+    """Prefect's ``async_dispatch`` methods turn async where the thread runs an event loop (as in a notebook,
+    or after Playwright's sync API started in the same session): deploy_all must still register, not hand
+    back coroutines."""
+    from prefect._internal.compatibility.async_dispatch import is_in_async_context
+
+    async def from_a_loop() -> list[UUID]:
+        assert is_in_async_context(), "the case under test: Prefect would dispatch to the async methods here"
+        return deploy_all(source_dir=REPO)
+
+    ids = asyncio.run(from_a_loop())
+    assert ids == deploy_all(source_dir=REPO)
+    assert set(_read(ids)) == {s.name for s in DEPLOYMENTS}
 
 
 def test_prefect_yaml_is_generated_from_the_same_definition_and_registers_the_same(api: str) -> None:

@@ -1,7 +1,11 @@
 """Late data without a held worker, on a real Prefect server with a process worker and a loopback mirror
 that lacks the init month: the monthly run ends `AwaitingData` (not failed) and schedules a later run of
 its deployment with the same parameters; published in between, the later run forecasts; never
-published, the last allowed run fails and one failure alert goes out."""
+published, the last allowed run fails and one failure alert goes out.
+
+The mirror's data end in 2020, so the runs judge their inputs as of :data:`AS_OF` (ENSO_STALE_INPUT_AS_OF):
+on 5 August 2020, before CPC's (8th) and JMA's (10th) usual publication days, July is late, not stale. At
+the clock's time the stale-input alarm would stop every run at once (tests/test_stale_inputs.py)."""
 
 from __future__ import annotations
 
@@ -17,12 +21,14 @@ from aiosmtpd.controller import Controller
 from email import message_from_bytes
 from email.policy import default as default_policy
 
-from enso.mirror import INDEX_FILE, MirrorServer, cobe_path, write_mirror
+from enso.mirror import INDEX_FILE, RELATIVE_INDEX_FILE, MirrorServer, cobe_path, write_mirror
 from enso.months import Month
 from tests.conftest import _free_port, process_worker, worker_env
 
 REPO = Path(__file__).resolve().parent.parent
 LATE = Month.of(2020, 7)  # the trained store and its mirror end at 2020-06
+#: When the runs take place for the stale-input alarm (and the first one is scheduled): July 2020 is not due yet.
+AS_OF = dt.datetime(2020, 8, 5, 6, tzinfo=dt.timezone.utc)
 DELAY_SECONDS = 8
 
 
@@ -37,11 +43,12 @@ class Inbox:
 
 @pytest.fixture
 def late_mirror(copy_store: dict, tmp_path: Path) -> Iterator[dict]:
-    """A mirror serving the index up to 2020-06 and no 2020-07 grid; ``publish()`` puts 2020-07 out (the grid
-    and the index with its value), written beforehand and moved in place at once."""
+    """A mirror serving the index and the relative index up to 2020-06 and no 2020-07 grid; ``publish()`` puts
+    2020-07 out (the grid and the index with its value), written beforehand and moved in place at once."""
     root, staged = tmp_path / "mirror", tmp_path / "staged"
     (root / INDEX_FILE).parent.mkdir(parents=True)
-    shutil.copyfile(copy_store["mirror_root"] / INDEX_FILE, root / INDEX_FILE)
+    for relative in (INDEX_FILE, RELATIVE_INDEX_FILE):
+        shutil.copyfile(copy_store["mirror_root"] / relative, root / relative)
     write_mirror(staged, LATE, LATE, seed=11, index=False)
     write_mirror(staged, Month.of(1961, 1), LATE, seed=11, sst_sources=())
 
@@ -56,8 +63,8 @@ def late_mirror(copy_store: dict, tmp_path: Path) -> Iterator[dict]:
 
 @pytest.fixture
 def monthly_worker(prefect_server: str, copy_store: dict, late_mirror: dict, tmp_path: Path) -> Iterator[Inbox]:
-    """The deployments, a loopback SMTP server for alerts and a `cpu` worker whose runs wait DELAY_SECONDS
-    between tries, at most once (ENSO_MONTHLY_RETRIES=1)."""
+    """The deployments, a loopback SMTP server for alerts and a `cpu` worker whose runs read the mirror, judge
+    their inputs as of AS_OF and wait DELAY_SECONDS between tries, at most once (ENSO_MONTHLY_RETRIES=1)."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from deployments.deploy import deploy_all
@@ -67,8 +74,9 @@ def monthly_worker(prefect_server: str, copy_store: dict, late_mirror: dict, tmp
     smtp.start()
     srv = late_mirror["server"]
     env = worker_env(prefect_server, tmp_path / "worker-home", {
-        "ENSO_DATABASE_URL": copy_store["url"], "ENSO_COBE_BASE_URL": srv.cobe_base_url,
-        "ENSO_INDEX_URL": srv.index_url, "ENSO_DATA_DIR": str(tmp_path / "var"),
+        **{f"ENSO_{k.upper()}": v for k, v in srv.settings_overrides().items()},
+        "ENSO_STALE_INPUT_AS_OF": AS_OF.isoformat(),
+        "ENSO_DATABASE_URL": copy_store["url"], "ENSO_DATA_DIR": str(tmp_path / "var"),
         "ENSO_REPORT_DIR": str(tmp_path / "reports"), "ENSO_HTTP_RETRIES": "0",
         "ENSO_MONTHLY_RETRIES": "1", "ENSO_MONTHLY_RETRY_DELAY": str(DELAY_SECONDS),
         "ENSO_SMTP_HOST": "127.0.0.1", "ENSO_SMTP_PORT": str(smtp.port), "ENSO_SMTP_SECURITY": "none",
@@ -136,9 +144,9 @@ def test_data_published_between_the_runs_is_forecast_by_the_later_run(
     from db.engine import opened_engine
     from db.schema import Forecast
 
-    # No init month given: the run takes the month before its scheduled time, 2020-08-12 06:00 UTC.
+    # No init month given: the run takes the month before its scheduled time, AS_OF.
     first = run_deployment("monthly/monthly", parameters={}, timeout=600, tags=["test-late-data"],
-                           scheduled_time=dt.datetime(2020, 8, 12, 6, tzinfo=dt.timezone.utc))
+                           scheduled_time=AS_OF)
     log = (tmp_path / "worker.log").read_text(errors="replace")[-3000:]
     assert first.state.is_completed() and first.state.name == "AwaitingData", f"{first.state}\n{log}"
     assert f"cobe {LATE} is not published yet" in first.state.message and "retry 1 of 1" in first.state.message

@@ -2,7 +2,7 @@
 hostile stored strings as text.
 
 Needs Debian's ``chromium`` (``apt-get install chromium``) and the Playwright Python package; one
-browser is launched for the whole session.
+browser is launched for this module, and closed (Playwright stopped) when it ends.
 """
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ HOSTILE_VERSION = "<script>alert(1)</script>"
 HOSTILE_URL = "javascript:alert(2)//\"><script>alert(3)</script>"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Module scope, not session: while Playwright's sync API is open its event loop counts as running in this
+    thread, so Prefect's sync/async methods (``Flow.from_source``, ``State.result``...) would return coroutines
+    in every later test module."""
     assert CHROMIUM.exists(), "the browser test needs Chromium: apt-get install chromium"
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

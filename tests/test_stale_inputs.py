@@ -110,6 +110,23 @@ def test_freshness_of_each_input_names_the_url_and_what_to_change(filled) -> Non
     assert "(cobe-sst v1)" in status
 
 
+def test_the_alarm_judges_at_enso_stale_input_as_of_where_set(filled) -> None:
+    """Without an explicit time the alarm takes ENSO_STALE_INPUT_AS_OF (tests, replays of past months)."""
+    from db.status import alarm_time
+
+    engine, settings, _ = filled
+    assert settings.stale_input_as_of is None
+    assert abs(alarm_time(settings) - dt.datetime.now(dt.timezone.utc)) < dt.timedelta(minutes=1)
+    before = settings.model_copy(update={"stale_input_as_of": utc(2026, 11, 2)})
+    after = settings.model_copy(update={"stale_input_as_of": utc(2026, 12, 11)})
+    assert alarm_time(before) == utc(2026, 11, 2)
+    assert [f.state for f in input_freshness(engine, before)] == [CURRENT, CURRENT]
+    assert [f.state for f in input_freshness(engine, after)] == [STALE, STALE]
+    assert check_inputs(engine, before, END) and "STALE   cobe SST grids" in store_status(engine, settings=after).render()
+    with pytest.raises(StaleInputs):
+        check_inputs(engine, after, END + 1)
+
+
 def test_a_monthly_run_stops_at_once_on_a_stale_input_and_waits_on_a_late_one(filled) -> None:
     engine, settings, srv = filled
     with pytest.raises(StaleInputs) as caught:
@@ -196,6 +213,8 @@ def test_the_assembled_report_reports_the_stores_stale_inputs(copy_store: dict) 
         now = assemble_report(engine, settings, Month.of(2020, 6), issued_at=utc(2020, 7, 20))
         assert now.stale_inputs == ()  # in July 2020 the June data were all there
         later = assemble_report(engine, settings, Month.of(2020, 6), issued_at=utc(2020, 9, 20))
+        as_of = settings.model_copy(update={"stale_input_as_of": utc(2020, 7, 20)})
+        assert assemble_report(engine, as_of, Month.of(2020, 6)).stale_inputs == ()  # issued now, judged then
     assert [(s.name, s.newest_month, s.overdue_month) for s in later.stale_inputs] == [
         ("cobe SST grids", Month.of(2020, 6), Month.of(2020, 8)),
         ("Niño 3.4 index", Month.of(2020, 6), Month.of(2020, 8)),
