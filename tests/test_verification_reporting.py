@@ -208,9 +208,10 @@ def test_verify_scores_the_model_and_every_baseline_on_the_same_pairs(filled: En
         bss = _stored(filled, template.version, f"bss_{phase}")
         assert bss[("value", "climatology")].to_numpy() == pytest.approx(0.0, abs=1e-12)
         assert np.isfinite(bss[("value", template.version)].to_numpy()).all()
-    # CRPS for every forecaster that states a spread: the Gaussian baselines (the tiny model states none).
+    # CRPS for every forecaster that states a spread: the model (its calibrated sd) and the Gaussian baselines.
     crps = _stored(filled, template.version, "crps")
-    assert sorted(crps["value"].columns) == ["damped_persistence", "linear_eof", "persistence"]
+    assert sorted(crps["value"].columns) == sorted(["damped_persistence", "linear_eof", "persistence",
+                                                    template.version])
     assert (crps["value"].to_numpy() < rmse["value"][list(crps["value"].columns)].to_numpy()).all()
     assert result.reliability is not None and set(result.reliability["phase"]) == set(PHASES)
     assert (result.reliability.groupby("phase")["count"].sum() > 0).all()
