@@ -209,7 +209,7 @@ def baseline_frames(engine, segment: Segment, cpc: pd.DataFrame, grid_nino34: pd
     anomaly = cpc["anomaly"]
     fit_end = str(segment.valid_end)
     months = store.stored_months(engine, "ersst")
-    base = causal_base(months, segment.valid_end)
+    base = causal_base(months, segment.train_end)
     eof = LinearEOFModel(nino34_base=base)
     cube = store.load_cube(engine, "ersst", FIRST, Month.parse(str(segment.inits[-1])), lat_range=eof.lat_range,
                            lon_range=eof.lon_range)
@@ -218,6 +218,9 @@ def baseline_frames(engine, segment: Segment, cpc: pd.DataFrame, grid_nino34: pd
     eof_frame = eof.predict(sst, grid_nino34, segment.inits)
     # the linear model forecasts the grids' Niño 3.4 (°C, via its causal base): to CPC's anomaly like the model's
     eof_frame["nino34_anomaly"] -= cpc_climatology(cpc).reindex(eof_frame["target_month"].dt.month).to_numpy()
+    eof_frame[list(verify.PROBABILITY_COLUMNS)] = gaussian_phase_probabilities(
+        eof_frame["nino34_anomaly"].to_numpy(), eof_frame["nino34_anomaly_sd"].to_numpy())
+    eof_frame["phase"] = nino34.phases_of(eof_frame["nino34_anomaly"].to_numpy()).to_numpy()
     phases = nino34.phases_of(nino34.oni(anomaly))
     reference = Month.of(base[0], 1), Month.of(base[1], 12)
     return {

@@ -5,9 +5,9 @@
    serves it on 127.0.0.1;
 2. starts a loopback SMTP server that keeps what it receives under var/demo/mail/;
 3. runs the real flows through Prefect in ephemeral mode on a SQLite store:
-   backfill, then the monthly flow (which trains the CPU preset because there is
-   no champion yet, hindcasts for verification, forecasts, verifies, renders the
-   report and emails it);
+   backfill, then the monthly flow (which trains the CPU preset on the rolling
+   windows because there is no champion yet, forecasts, verifies the model's
+   selection forecasts, renders the report and emails it);
 4. prints where the report is and what to run next.
 
 Everything lives under ``var/demo/`` (delete it to start again; rerunning reuses it).
@@ -91,8 +91,8 @@ def main() -> int:
             print(f"[demo] 2/4 backfill 1891-01..{newest - 1} through Prefect (ephemeral server, SQLite store)",
                   flush=True)
             backfill_flow(start="1891-01", end=str(newest - 1), workers=4)
-            print(f"[demo] 3/4 the monthly flow for init month {newest}: ingest, train the CPU preset (no champion "
-                  "yet), hindcasts, forecast, verify, report, email", flush=True)
+            print(f"[demo] 3/4 the monthly flow for init month {newest}: ingest, train the CPU preset on the rolling "
+                  "windows (no champion yet), forecast, verify, report, email", flush=True)
             summary = monthly_flow(init_month=str(newest))
     finally:
         controller.stop()

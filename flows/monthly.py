@@ -192,7 +192,8 @@ def hindcast_for_verification(version: str, init: Month) -> str:
     info = registry.model_info(open_store(run_settings()), version)
     start, end = info.valid_end + 1, init - 1
     if end < start:
-        return f"no hindcast: {version} was validated up to {info.valid_end}"
+        return (f"no hindcast: {version} was selected on data up to {info.valid_end}; its selection forecasts "
+                f"are verified until later months arrive")
     summary = hindcast_flow(start=str(start), end=str(end), model=version)
     return f"{summary.rows} hindcast rows {start}..{end}"
 
