@@ -106,3 +106,20 @@ def test_a_store_without_schema_says_to_upgrade(tmp_path, mirror_root) -> None:
         env = _env(f"sqlite:///{tmp_path / 'fresh.sqlite'}", srv, tmp_path)
         proc = _enso(env, "status", check=False)
         assert proc.returncode == 2 and "enso db upgrade" in proc.stderr
+
+
+def test_train_with_no_flags_uses_the_settings_and_the_rolling_windows(copy_store, tmp_path) -> None:
+    """`enso train` as the monthly run trains (ENSO_MODEL_PRESET, ENSO_VALID_YEARS); it says what it used, and
+    `enso models list` shows the promotion margins."""
+    env = {**os.environ, "ENSO_DATABASE_URL": copy_store["url"], "ENSO_DATA_DIR": str(tmp_path / "var"),
+           "ENSO_MODEL_PRESET": "tiny", "ENSO_MODEL_MEMBERS": "1", "ENSO_VALID_YEARS": "8", "PYTHONUNBUFFERED": "1"}
+    trained = _enso(env, "train", "--quiet")
+    assert "registered model tiny-" in trained.stdout
+    # the store ends 2020-06: selection on the newest 8 years, training on everything before
+    assert "selection: 2012-07..2020-05" in trained.stdout and "targets up to 2020-06" in trained.stdout
+    assert "samples" in trained.stdout and "refitted on all" in trained.stdout
+    assert "margins (rival's mean RMSE - this model's" in trained.stdout and "linear_eof" in trained.stdout
+    listed = _enso(env, "models", "list").stdout
+    assert "margins champion=" in listed and "damped_persistence=" in listed
+    half = _enso(env, "train", "--train-end", "2005-12", check=False)
+    assert half.returncode != 0 and "give both --train-end and --valid-end" in half.stderr
