@@ -224,7 +224,8 @@ def baseline_frames(engine, segment: Segment, cpc: pd.DataFrame, grid_nino34: pd
     phases = nino34.phases_of(nino34.oni(anomaly))
     reference = Month.of(base[0], 1), Month.of(base[1], 12)
     return {
-        "persistence": Persistence(probabilities="gaussian").fit(anomaly, None, fit_end).predict(anomaly, segment.inits),
+        "persistence": Persistence(probabilities="gaussian").fit(anomaly, None, fit_end).predict(
+            anomaly, segment.inits),
         "damped_persistence": DampedPersistence(probabilities="gaussian").fit(anomaly, None, fit_end).predict(
             anomaly, segment.inits),
         "linear_eof": eof_frame,
@@ -311,7 +312,8 @@ def report(title: str, frames: dict[str, pd.DataFrame], cpc: pd.DataFrame, years
     goals = [
         ("RMSE below persistence, damped persistence and the linear EOF model at every lead 1-12",
          leads_where(column("model", "rmse") >= rmse_best, LEADS)),
-        ("ACC above all three at leads 3-12", leads_where(column("model", "acc", acc_leads) <= acc_best[2:], acc_leads)),
+        ("ACC above all three at leads 3-12",
+         leads_where(column("model", "acc", acc_leads) <= acc_best[2:], acc_leads)),
     ]
     if intervals:
         goals.append(("at leads >= 6 the bootstrap interval of the RMSE difference to the linear model excludes 0",

@@ -199,7 +199,8 @@ def selection_scores(engine: Engine, source: str, trained: TrainedModel, table: 
                                         observed)
     out["damped_persistence"] = scores_by_lead(
         DampedPersistence().fit(anomaly, None, train_end).predict(anomaly, inits), observed)
-    eof_frame, _ = linear_eof_forecasts(engine, source, table, inits, train_start=Month.parse(window["train_first_init"]),
+    eof_frame, _ = linear_eof_forecasts(engine, source, table, inits,
+                                        train_start=Month.parse(window["train_first_init"]),
                                         train_end=train_end, valid_end=valid_end, refit=False)
     out["linear_eof"] = scores_by_lead(eof_frame, observed)
     if champ is not None:

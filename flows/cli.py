@@ -405,7 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="score stored forecasts beside the baselines into table verification_score")
     p.add_argument("--model", help="model version (default: the champion, else the newest)")
-    p.add_argument("--kind", choices=["hindcast", "operational"], default="hindcast")
+    p.add_argument("--kind", choices=["hindcast", "selection", "operational"], default=None,
+                   help="forecasts to score (default: the model's hindcasts if any, else its selection forecasts)")
     p.add_argument("--start", help="first init month YYYY-MM (with --end; default: all)")
     p.add_argument("--end", help="last init month YYYY-MM")
     p.set_defaults(func=cmd_verify)
