@@ -204,8 +204,8 @@ def selection_scores(engine: Engine, source: str, trained: TrainedModel, table: 
                                         train_end=train_end, valid_end=valid_end, refit=False)
     out["linear_eof"] = scores_by_lead(eof_frame, observed)
     if champ is not None:
-        champion = registry.load_model(engine, champ.version).as_selected()
         try:
+            champion = registry.load_model(engine, champ.version).as_selected()
             cube = load_model_cube(engine, champ.sst_source, champion.preset,
                                    inits[0] - input_history_months(champion.preset), inits[-1])
             out["champion"] = {**scores_by_lead(predict(champion, cube, load_model_table(engine, champ.sst_source),

@@ -121,7 +121,8 @@ class TrainedModel:
         """Inverse of :meth:`to_bytes`."""
         content = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         if content.get("format") != FORMAT_VERSION:
-            raise ValueError(f"model bytes have format {content.get('format')!r}; this code reads {FORMAT_VERSION}")
+            raise ValueError(f"model bytes have format {content.get('format')!r}; this code reads {FORMAT_VERSION}: "
+                             f"train a new model (`enso train`) and promote it if it does not win by itself")
         return cls(
             preset=Preset.from_dict(content["preset"]),
             member_states=content["member_states"],
