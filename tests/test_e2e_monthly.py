@@ -5,6 +5,7 @@ run log; a second trigger leaves no duplicates and sends no second email."""
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 from email import message_from_bytes
 from email.policy import default as default_policy
@@ -93,10 +94,17 @@ def test_monthly_deployment_retrains_on_the_gpu_pool_then_a_rerun_duplicates_not
                     assert len(retrains) == 1, [r.name for r in children]
                     retrain = retrains[0]
                     assert retrain.state.is_completed() and retrain.work_pool_name == "gpu"
-                    logs: list = []
-                    while page := client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(
-                            any_=[first.id])), offset=len(logs), limit=200):
-                        logs += page
+                    # The run's last lines (its printed summary) reach the server after its state does: the
+                    # flow process flushes its log batch as it exits. Read until the summary is in.
+                    deadline = time.monotonic() + 60
+                    while True:
+                        logs: list = []
+                        while page := client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(
+                                any_=[first.id])), offset=len(logs), limit=200):
+                            logs += page
+                        if any("retraining: " in e.message for e in logs) or time.monotonic() > deadline:
+                            break
+                        time.sleep(1)
                 model = registry.trained_by(engine, str(retrain.id))
                 assert model is not None, "the gpu pool's retrain run registered the model"
                 with engine.connect() as conn:

@@ -94,8 +94,8 @@ def test_fallback_cpu_trains_the_preset_in_the_run(pool_without_gpu: dict, monke
     from db.engine import opened_engine
 
     monkeypatch.setenv("ENSO_RETRAIN_FALLBACK", "cpu")
-    monkeypatch.setenv("ENSO_TRAIN_END", "1974-12")  # a short training period keeps the test quick
-    monkeypatch.setenv("ENSO_VALID_END", "1979-12")
+    monkeypatch.setenv("ENSO_TRAIN_END", "1976-12")  # a short training period keeps the test quick (the linear EOF baseline needs 15 years: 1961-1976)
+    monkeypatch.setenv("ENSO_VALID_END", "1981-12")
     retraining = probe()
     assert retraining.version and retraining.version.startswith("tiny-")
     assert f"trained in this run (ENSO_RETRAIN_FALLBACK=cpu, preset tiny) because no worker is online in the " \
