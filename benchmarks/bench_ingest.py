@@ -27,11 +27,11 @@ from typing import Iterator
 from db.engine import make_engine
 from db.ingest import backfill
 from db.migrate import upgrade
-from db.scratch import session_database
 from enso.config import Settings
 from enso.mirror import write_mirror
 from enso.months import Month, month_range
 from enso.sources.cobe import cobe_url, decode_cobe
+from tests.pgcluster import session_database
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

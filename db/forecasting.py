@@ -1,8 +1,10 @@
 """Training, forecasting and hindcasting against the store (the work behind `enso train/forecast/hindcast`).
 
 Data flows one way: the store's grids and index -> :mod:`enso.model` -> the
-registry and the forecast table. Every write happens in one transaction after
-all computation succeeded, so a failure leaves the store as it was.
+registry, the forecast table and, beside every forecast, its seasonal outlook
+(table ``seasonal_outlook``, :mod:`db.seasonal_outlook`). Every write happens in
+one transaction after all computation succeeded, so a failure leaves the store
+as it was.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from db import registry, store
-from db.forecasts import write_forecasts
+from db.forecast_rows import write_forecasts
+from db.phase import DEFAULT_PHASE_INDEX
 from db.registry import ModelChoice, ModelInfo
+from db.seasonal_outlook import forecast_outlook, write_seasonal_outlook
 from enso import verify
 from db.verification import linear_eof_forecasts
 from enso.baselines import DampedPersistence, Persistence
@@ -29,7 +33,7 @@ from enso.model.predict import input_history_months, predict, resolve_device
 from enso.model.presets import FORECAST_LEADS, Preset, get_preset
 from enso.model.train import train
 from enso.model.trained import TrainedModel
-from enso.months import Month, month_range
+from enso.months import Month, from_period, month_range
 
 
 def load_model_cube(engine: Engine, source: str, preset: Preset, start: Month, end: Month) -> xr.DataArray:
@@ -53,7 +57,7 @@ def data_range(engine: Engine, source: str) -> tuple[Month, Month]:
     known = index.index[index["anomaly"].notna()]
     if not months or known.empty:
         raise LookupError(f"the store needs {source} grids and the Niño 3.4 index first: run `enso backfill`")
-    return months[0], min(months[-1], Month.parse(str(known[-1])))
+    return months[0], min(months[-1], from_period(known[-1]))
 
 
 def training_windows(settings: Settings, newest: Month) -> tuple[Month, Month]:
@@ -61,7 +65,7 @@ def training_windows(settings: Settings, newest: Month) -> tuple[Month, Month]:
     set, else the rolling windows of operation: selection on the newest ENSO_VALID_YEARS years up to
     ``newest``, training on everything before."""
     if settings.train_end is not None and settings.valid_end is not None:
-        return Month.parse(settings.train_end), Month.parse(settings.valid_end)
+        return settings.train_end, settings.valid_end
     return newest - 12 * settings.valid_years, newest
 
 
@@ -138,14 +142,16 @@ def train_and_register(engine: Engine, settings: Settings, preset_name: str | No
         metrics["test"]["period"] = f"{test_inits[0]}..{test_inits[-1]}"
 
     window = trained.data_window
-    selection_frame = predict(trained.as_selected(), cube, table,
+    as_selected = trained.as_selected()
+    selection_frame = predict(as_selected, cube, table,
                               month_range(window["valid_first_init"], window["valid_last_init"]), device=device)
+    selection_outlook = forecast_outlook(engine, as_selected, selection_frame, settings.phase_index)
 
     def register(conn: Connection) -> str:
         version = registry.register(conn, trained, sst_source=source, base_period=_base_period(table),
                                     metrics=metrics, device=str(resolve_device(device)), flow_run_id=flow_run_id)
-        write_forecasts(conn, selection_frame, model_version=version, kind="selection",
-                        base_period=_base_period(table), flow_run_id=flow_run_id)
+        write_forecasts_and_outlook(conn, selection_frame, selection_outlook, model_version=version,
+                                    kind="selection", base_period=_base_period(table), flow_run_id=flow_run_id)
         return version
 
     try:
@@ -242,6 +248,19 @@ class ForecastResult:
     init_month: Month
     frame: pd.DataFrame
     rows: int
+    #: The seasonal outlook written with the forecast (:func:`db.seasonal_outlook.forecast_outlook`).
+    outlook: pd.DataFrame | None = None
+
+
+def write_forecasts_and_outlook(conn: Connection, frame: pd.DataFrame, outlook: pd.DataFrame, *, model_version: str,
+                                kind: str, base_period: str, flow_run_id: str | None = None) -> int:
+    """Replace the forecast rows of every init month in ``frame`` and their seasonal outlook, in the caller's
+    transaction (so the two are never out of step); returns the forecast rows written."""
+    rows = write_forecasts(conn, frame, model_version=model_version, kind=kind, base_period=base_period,
+                           flow_run_id=flow_run_id)
+    write_seasonal_outlook(conn, outlook, model_version=model_version, kind=kind, init_months=frame["init_month"],
+                           flow_run_id=flow_run_id)
+    return rows
 
 
 def default_init_month(engine: Engine, source: str) -> Month:
@@ -256,16 +275,19 @@ def _forecast_frame(engine: Engine, model: TrainedModel, info: ModelInfo, inits:
 
 
 def forecast(engine: Engine, *, init_month: Month | None = None, version: str | None = None,
-             flow_run_id: str | None = None) -> ForecastResult:
-    """Operational forecast for leads 1..12 from ``init_month`` (default: the newest complete data)."""
+             flow_run_id: str | None = None, phase_index: str = DEFAULT_PHASE_INDEX) -> ForecastResult:
+    """Operational forecast for leads 1..12 from ``init_month`` (default: the newest complete data), with its
+    seasonal outlook of ``phase_index`` (ENSO_PHASE_INDEX), written together."""
     choice = registry.choose_model(engine, version)
     init = init_month or default_init_month(engine, choice.info.sst_source)
     model = registry.load_model(engine, choice.info.version)
     frame = _forecast_frame(engine, model, choice.info, [init])
+    outlook = forecast_outlook(engine, model, frame, phase_index)
     with engine.begin() as conn:
-        rows = write_forecasts(conn, frame, model_version=choice.info.version, kind="operational",
-                               base_period=choice.info.base_period, flow_run_id=flow_run_id)
-    return ForecastResult(choice, init, frame, rows)
+        rows = write_forecasts_and_outlook(conn, frame, outlook, model_version=choice.info.version,
+                                           kind="operational", base_period=choice.info.base_period,
+                                           flow_run_id=flow_run_id)
+    return ForecastResult(choice, init, frame, rows, outlook)
 
 
 def hindcast_model(engine: Engine, start: Month, version: str | None = None) -> ModelChoice:
@@ -283,8 +305,10 @@ def hindcast_model(engine: Engine, start: Month, version: str | None = None) -> 
 
 
 def hindcast(engine: Engine, start: Month, end: Month, *, version: str | None = None, batch: int = 120,
-             flow_run_id: str | None = None, progress: bool = False) -> ForecastResult:
-    """Out-of-sample forecasts for every init month of start..end (kind 'hindcast'), written in one transaction.
+             flow_run_id: str | None = None, progress: bool = False,
+             phase_index: str = DEFAULT_PHASE_INDEX) -> ForecastResult:
+    """Out-of-sample forecasts for every init month of start..end (kind 'hindcast'), with their seasonal outlooks
+    of ``phase_index``, written in one transaction.
 
     The model is :func:`hindcast_model`'s. Each init month's forecast depends on
     that month's inputs only, so a long range may be cut into chunks run apart
@@ -303,7 +327,8 @@ def hindcast(engine: Engine, start: Month, end: Month, *, version: str | None = 
     for chunk in chunks:
         frames.append(_forecast_frame(engine, model, info, chunk))
     frame = pd.concat(frames, ignore_index=True)
+    outlook = forecast_outlook(engine, model, frame, phase_index)
     with engine.begin() as conn:
-        rows = write_forecasts(conn, frame, model_version=info.version, kind="hindcast",
-                               base_period=info.base_period, flow_run_id=flow_run_id)
-    return ForecastResult(choice, end, frame, rows)
+        rows = write_forecasts_and_outlook(conn, frame, outlook, model_version=info.version, kind="hindcast",
+                                           base_period=info.base_period, flow_run_id=flow_run_id)
+    return ForecastResult(choice, end, frame, rows, outlook)

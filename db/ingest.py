@@ -612,9 +612,6 @@ class BackfillSummary:
     def months_per_second(self) -> float:
         return len(self.results) / self.seconds if self.seconds > 0 else float("nan")
 
-    def months_with(self, outcome: str) -> list[Month]:
-        return sorted(r.month for r in self.results if r.outcome == outcome and r.month is not None)
-
     @property
     def complete(self) -> bool:
         return all(r.ok for r in self.results)

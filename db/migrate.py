@@ -11,8 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from db.engine import StoreUnavailable, make_engine, normalise_url, redacted
-from enso.config import Settings
+from db.engine import StoreUnavailable, normalise_url, opened_engine, redacted
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -33,7 +32,8 @@ def upgrade(url: str, revision: str = "head") -> str:
             f"cannot reach the store at {redacted(url)}: {exc.orig}. "
             "Check ENSO_DATABASE_URL and that the database server is running."
         ) from exc
-    return current_revision(make_engine(url))
+    with opened_engine(url) as engine:
+        return current_revision(engine)
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -46,14 +46,6 @@ def head_revision() -> str:
     head = script.get_current_head()
     assert head is not None
     return head
-
-
-def open_store(settings: Settings, *, check: bool = True) -> Engine:
-    """The engine for ``ENSO_DATABASE_URL``; with ``check``, insists the schema is current."""
-    engine = make_engine(settings.resolved_database_url())
-    if check:
-        check_current(engine)
-    return engine
 
 
 def check_current(engine: Engine) -> None:

@@ -36,6 +36,11 @@ from the store (``reports/`` itself knows no SQL):
   spread), its lead-1 phase contingency table and its reliability table per phase
   (all leads pooled, :func:`db.verification.model_reliability`) over the same
   init months, and which months the RPSS/BSS reference climatology comes from;
+  the stored seasonal scores (``seasonal_*``) come with the scores, and the
+  reliability of the seasonal outlooks of the same init months
+  (:func:`db.verification.seasonal_verification`);
+* **seasonal outlook**: the stored CPC-style outlook of the report's model and
+  init month (table ``seasonal_outlook``, :mod:`enso.outlook`), none when it has none;
 * **outcomes**: operational forecasts at leads :data:`OUTCOME_LEADS` whose target
   is the init month or the month before, beside what was observed.
 
@@ -48,8 +53,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, replace
 from email.utils import parseaddr
 from pathlib import Path
@@ -61,9 +64,10 @@ from sqlalchemy import Engine, delete, desc, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from db import registry, store
-from db.forecasts import load_forecast_grid, load_forecasts
+from db.forecast_rows import load_forecast_grid, load_forecasts
 from db.phase import PhaseIndex, load_relative_index
 from db.registry import ModelInfo as RegistryModelInfo
+from db.seasonal_outlook import load_seasonal_outlook
 from db.schema import (
     EmailDelivery,
     Forecast,
@@ -82,21 +86,24 @@ from db.verification import (
     model_reliability,
     parse_base_period,
     scored_period,
+    seasonal_verification,
 )
 from enso import grids
 from enso.config import Settings
+from enso.files import atomic_write
 from enso.model.predict import lead1_map_description
 from enso.model.presets import Preset
-from enso.months import Month, month_range, to_period, to_periods
+from enso.months import Month, from_period, month_range, to_period, to_periods
 from enso.sources.index_products import DEFAULT_PRODUCT, GRIDS_RELATIVE_PRODUCT, RELATIVE_PRODUCT
 from enso.verify import attach_observations, contingency_table, phase_climatology
 from reports.data import (
     CurrentState,
     ForecastTable,
     MethodInfo,
-    ModelInfo,
     MonthSpan,
     ReportData,
+    ReportModel,
+    SeasonalOutlookTable,
     SourceCutoff,
     SstMap,
     StaleInput,
@@ -167,7 +174,7 @@ def _validation_rmse(info: RegistryModelInfo) -> dict[int, float]:
 def forecast_table(rows: pd.DataFrame, info: RegistryModelInfo) -> ForecastTable:
     """One model's stored forecast of one init month, with its 10-90 % range when every lead has a validation RMSE."""
     mine = rows[rows["model_version"] == info.version].sort_values("lead")
-    init = Month.parse(str(mine["init_month"].iloc[0]))
+    init = from_period(mine["init_month"].iloc[0])
     leads = mine[["lead", "target_month", "nino34_anomaly", "phase", "p_la_nina", "p_neutral", "p_el_nino"]]
     leads = leads.reset_index(drop=True)
     rmse = _validation_rmse(info)
@@ -280,9 +287,11 @@ def _base_phase_climatology(index: pd.DataFrame, base: tuple[int, int]) -> pd.Da
 
 # --------------------------------------------------------------------------- verification and outcomes
 
-def _verification(engine: Engine, info: RegistryModelInfo, index: pd.DataFrame) -> Verification | None:
+def _verification(engine: Engine, info: RegistryModelInfo, index: pd.DataFrame,
+                  phase: PhaseIndex) -> Verification | None:
     """The model's stored scores: of its hindcasts when scored, else of its selection forecasts (a model
-    trained on rolling windows has no later months to hindcast until they arrive)."""
+    trained on rolling windows has no later months to hindcast until they arrive); with the reliability of its
+    seasonal outlooks of the same kind and init months against the phase index ``phase``."""
     version = info.version
     kind, period = "hindcast", scored_period(engine, version, "hindcast")
     if period is None:
@@ -298,9 +307,20 @@ def _verification(engine: Engine, info: RegistryModelInfo, index: pd.DataFrame) 
     years = baselines.reference_years
     reference = (f"observed phase frequencies per calendar month over {years[0]}-01 to {years[1]}-12, the "
                  f"{years[1] - years[0] + 1} years before the scored init months" if years else "")
+    seasonal = seasonal_verification(engine, version, kind, period, phase, baselines.phase_climatology)
     return Verification(scores=scores, model_forecaster=version, period=MonthSpan(*period), kind=kind,
                         contingency=contingency_table(lead1["phase"], lead1["observed_phase"]), contingency_lead=1,
-                        reliability=model_reliability(joined), reference_climatology=reference)
+                        reliability=model_reliability(joined), reference_climatology=reference,
+                        seasonal_reliability=seasonal.reliability)
+
+
+def _seasonal_outlook(engine: Engine, info: RegistryModelInfo, init: Month) -> SeasonalOutlookTable | None:
+    """The stored seasonal outlook of the model's operational forecast from ``init`` (None when there is none)."""
+    rows = load_seasonal_outlook(engine, model_version=info.version, kind="operational", init_start=init,
+                                 init_end=init)
+    if rows.empty:
+        return None
+    return SeasonalOutlookTable(init, str(rows["phase_index"].iloc[0]), rows.reset_index(drop=True))
 
 
 def _outcomes(engine: Engine, init: Month, version: str, observed_phase: pd.Series) -> pd.DataFrame | None:
@@ -336,12 +356,12 @@ def _outcomes(engine: Engine, init: Month, version: str, observed_phase: pd.Seri
 
 # --------------------------------------------------------------------------- assembly
 
-def _report_model_info(engine: Engine, info: RegistryModelInfo) -> ModelInfo:
+def _report_model_info(engine: Engine, info: RegistryModelInfo) -> ReportModel:
     with engine.connect() as conn:
         fingerprint = conn.execute(select(Model.data_fingerprint).where(Model.version == info.version)).scalar()
-    return ModelInfo(version=info.version, preset=info.preset, training=MonthSpan(info.train_start, info.train_end),
-                     selection=MonthSpan(info.train_end + 1, info.valid_end), is_champion=info.status == "champion",
-                     sst_source=info.sst_source, created_at=_utc(info.created_at), data_fingerprint=fingerprint)
+    return ReportModel(version=info.version, preset=info.preset, training=MonthSpan(info.train_start, info.train_end),
+                       selection=MonthSpan(info.train_end + 1, info.valid_end), is_champion=info.status == "champion",
+                       sst_source=info.sst_source, created_at=_utc(info.created_at), data_fingerprint=fingerprint)
 
 
 def assemble_report(engine: Engine, settings: Settings, init_month: Month | None = None, *,
@@ -364,7 +384,7 @@ def assemble_report(engine: Engine, settings: Settings, init_month: Month | None
         "damped_persistence": baselines.damped_persistence.predict(index["anomaly"], at_init)["nino34_anomaly"]
         .to_numpy(),
     }, index=pd.Index(baselines.persistence.leads, name="lead"))
-    verification = _verification(engine, info, index)
+    verification = _verification(engine, info, index, phase)
     caveats = [
         f"Baselines (persistence, damped persistence, climatology, linear EOF model) are fitted on the model's "
         f"training period {info.train_start} to {info.train_end}; none sees a scored month.",
@@ -392,6 +412,7 @@ def assemble_report(engine: Engine, settings: Settings, init_month: Month | None
         predicted_map=_predicted_map(engine, info, init),
         verification=verification, outcomes=_outcomes(engine, init, info.version, index["phase"]),
         stale_inputs=stale_inputs(engine, settings, info.sst_source, settings.stale_input_as_of or issued_at),
+        seasonal_outlook=_seasonal_outlook(engine, info, init),
     )
 
 
@@ -428,19 +449,6 @@ class StoredReport:
     rendered: RenderedReport
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write beside the destination, then move in place: readers never see half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def render_and_store(engine: Engine, settings: Settings, init_month: Month | None = None, out: Path | None = None,
                      flow_run_id: str | None = None) -> StoredReport:
     """Assemble and render the report, write the HTML file and upsert its ``report`` row (one per init month).
@@ -460,7 +468,7 @@ def render_and_store(engine: Engine, settings: Settings, init_month: Month | Non
     with engine.begin() as conn:
         stmt = store.dialect_insert(conn, Report).values(init_month=store.month_date(data.init_month), **values)
         conn.execute(stmt.on_conflict_do_update(index_elements=["init_month"], set_=values))
-        _write_atomically(path, rendered.html)
+        atomic_write(path, lambda tmp: tmp.write_text(rendered.html, encoding="utf-8", newline=""))
     return StoredReport(data.init_month, path, digest, data.model.version, now, data, rendered)
 
 

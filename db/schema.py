@@ -224,7 +224,6 @@ class IngestLog(Base):
 
 # --- Models, forecasts, verification, reports (the layers above the data foundation) ----------
 
-MODEL_STATUSES = ("candidate", "champion", "retired")
 #: operational: the monthly forecast; hindcast: out-of-sample forecasts of past months; selection: a model's
 #: forecasts of its own selection months, with the weights selection scored (before any refit).
 FORECAST_KINDS = ("operational", "hindcast", "selection")
@@ -315,6 +314,47 @@ class ForecastGrid(Base):
     lon: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     values_zstd: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class SeasonalOutlook(Base):
+    """The CPC-style outlook of a forecast: one row per (model, kind, init month, season 1..9).
+
+    Season ``s`` covers the target months ``first_month`` = init + s ..
+    ``last_month`` = init + s + 2 (``season_label`` as CPC names it, e.g.
+    ``DJF``); ``mean`` and ``sd`` (°C) are the Gaussian forecast of the 3-month
+    mean of ``phase_index`` (``roni`` or ``oni``), the ``p_*`` its phase
+    probabilities (:mod:`enso.outlook`). Written with the forecast rows, in the
+    same transaction, and replaced with them (:mod:`db.seasonal_outlook`).
+    """
+
+    __tablename__ = "seasonal_outlook"
+    __table_args__ = (
+        UniqueConstraint("model_version", "kind", "init_month", "season",
+                         name="uq_seasonal_outlook_model_kind_init_season"),
+        CheckConstraint("kind IN ('operational', 'hindcast', 'selection')", name="kind_values"),
+        CheckConstraint("season BETWEEN 1 AND 9", name="season_range"),
+        CheckConstraint("phase_index IN ('roni', 'oni')", name="phase_index_values"),
+        CheckConstraint("sd > 0", name="sd_positive"),
+        CheckConstraint("abs(p_la_nina + p_neutral + p_el_nino - 1.0) < 1e-6", name="probabilities_sum_to_one"),
+        Index("ix_seasonal_outlook_init_month", "init_month"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_version: Mapped[str] = mapped_column(ForeignKey("model.version"), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    init_month: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    season: Mapped[int] = mapped_column(Integer, nullable=False)
+    season_label: Mapped[str] = mapped_column(String(3), nullable=False)
+    first_month: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    last_month: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    phase_index: Mapped[str] = mapped_column(String(4), nullable=False)
+    mean: Mapped[float] = mapped_column(Float, nullable=False)
+    sd: Mapped[float] = mapped_column(Float, nullable=False)
+    p_la_nina: Mapped[float] = mapped_column(Float, nullable=False)
+    p_neutral: Mapped[float] = mapped_column(Float, nullable=False)
+    p_el_nino: Mapped[float] = mapped_column(Float, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class VerificationScore(Base):

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, select
 from db import store
 from db.schema import IndexCurrent, SstGrid
 from enso.config import Settings
-from enso.months import Month, last_complete_month
+from enso.months import Month, from_period, last_complete_month
 from enso.publication import LATE, STALE, PublicationLag, freshness, newest_due_month
 from enso.sources.index_products import DEFAULT_PRODUCT, RELATIVE_PRODUCT, product_description
 from enso.sources.sst import sst_source
@@ -224,14 +224,14 @@ def input_freshness(engine: Engine, settings: Settings, now: dt.datetime | None 
     if index:
         stored = store.load_index(engine)
         known = stored.index[stored["anomaly"].notna()]
-        newest = Month.parse(str(known[-1])) if len(known) else None
+        newest = from_period(known[-1]) if len(known) else None
         lag = PublicationLag("NOAA CPC", settings.index_publication_day)
         out.append(InputFreshness("Niño 3.4 index", freshness(newest, now, lag), newest, expected,
                                   newest_due_month(now, lag), lag, settings.index_url, INDEX_ADVICE))
         if settings.relative_index_url:
             stored = store.load_index(engine, RELATIVE_PRODUCT)
             known = stored.index[stored["anomaly"].notna()]
-            newest = Month.parse(str(known[-1])) if len(known) else None
+            newest = from_period(known[-1]) if len(known) else None
             out.append(InputFreshness("relative Niño 3.4 index", freshness(newest, now, lag), newest, expected,
                                       newest_due_month(now, lag), lag, settings.relative_index_url,
                                       RELATIVE_ADVICE, blocks_run=False))

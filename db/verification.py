@@ -43,6 +43,16 @@ ENSO_PHASE_INDEX: RONI by default, or ONI; :mod:`db.phase`), the anomalies those
 of the traditional Niño 3.4 index. Categorical scores count only target months
 whose phase is known, so their ``n`` can be smaller than the deterministic scores'.
 
+The stored **seasonal outlooks** of the same kind and init months
+(:mod:`enso.outlook`, table ``seasonal_outlook``) are scored too
+(:func:`seasonal_verification`): against the phase index's observed 3-month
+mean of each season and its phase, by season, beside the climatological
+probabilities of the same reference climatology (the phase frequencies of the
+season's centre month). Their metrics are the score table's prefixed
+``seasonal_`` (``seasonal_rpss``, ``seasonal_rps``, ``seasonal_bss_el_nino``,
+``seasonal_crps``, ...), stored with ``lead_months`` = the season 1..9, for the
+model and ``climatology``.
+
 Scores go to ``verification_score``: ``forecaster`` is the model version or the
 baseline's name, ``model_version`` the model on every row, ``period_start`` /
 ``period_end`` the first and last init month scored, ``target_calendar_month``
@@ -52,12 +62,10 @@ verification, extended as observations arrive (a sub-period verified on purpose
 with a different first month is kept). :func:`load_scores` reads the widest
 stored period.
 
-When to re-verify: :func:`newly_verifiable` counts forecasts whose target month
-was observed after the last verification. Verifying is cheap (1.5 s for 20
-years of hindcasts on a 2° store; reading a century of 1° grids for the EOF
-model adds seconds), so the monthly run simply re-verifies every month; the
-count is for callers who want to skip an unchanged month (it does not see
-revisions of months already observed).
+When to re-verify: every month. Verifying is cheap (1.5 s for 20 years of
+hindcasts on a 2° store; reading a century of 1° grids for the EOF model adds
+seconds), so the monthly run simply re-verifies, which also picks up revisions
+of months already observed.
 """
 
 from __future__ import annotations
@@ -68,17 +76,19 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 import xarray as xr
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from db import registry, store
-from db.forecasts import load_forecasts
-from db.phase import DEFAULT_PHASE_INDEX, load_phase_index
+from db.forecast_rows import load_forecasts
+from db.phase import DEFAULT_PHASE_INDEX, PhaseIndex, load_phase_index
 from db.registry import ModelInfo
-from db.schema import FORECAST_KINDS, Forecast, IndexObservation, VerificationScore, utcnow
+from db.seasonal_outlook import load_seasonal_outlook
+from db.schema import FORECAST_KINDS, VerificationScore, utcnow
 from enso import grids
 from enso.baselines import BASE_YEARS, Climatology, DampedPersistence, LinearEOFModel, Persistence, causal_base
-from enso.months import Month, month_range, to_period, to_periods
+from enso.months import Month, from_period, month_range, to_period, to_periods
 from enso.nino34 import PHASES
+from enso.outlook import climatological_outlook, outlook_forecast_frame, seasonal_scores
 from enso.verify import (
     PROBABILITY_COLUMNS,
     RELIABILITY_TOLERANCE,
@@ -103,6 +113,11 @@ CLIMATOLOGY_YEARS = 30
 RELIABILITY_BINS = 10
 #: Fewest cases in a reliability bin for its gap to the diagonal to be judged.
 RELIABILITY_MIN_COUNT = 10
+#: The seasonal outlook's scores `enso verify` prints, by season: (title, metric).
+SEASONAL_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("Seasonal outlook (CPC style) RPSS vs the reference phase climatology", "seasonal_rpss"),
+    ("Seasonal outlook (CPC style) RPS", "seasonal_rps"),
+)
 
 _FRAME_COLUMNS = ["init_month", "lead", "target_month", "nino34_anomaly", *PROBABILITY_COLUMNS, "phase",
                   SPREAD_COLUMN]
@@ -118,6 +133,9 @@ class VerificationResult:
     ``n_scores`` the number of rows written to ``verification_score``;
     ``reliability`` the model's reliability table per phase, all leads pooled
     (:func:`enso.verify.phase_reliability`; None when it has no probabilities).
+    The seasonal outlook's scores are in ``scores`` too, metrics ``seasonal_*``
+    with ``lead`` the season (:func:`seasonal_verification`);
+    ``seasonal_reliability`` is its reliability table, all seasons pooled.
     """
 
     model_version: str
@@ -129,6 +147,7 @@ class VerificationResult:
     n_scores: int
     notes: tuple[str, ...] = ()
     reliability: pd.DataFrame | None = None
+    seasonal_reliability: pd.DataFrame | None = None
 
     def by_lead(self, metric: str, leads: Iterable[int] | None = None) -> pd.DataFrame:
         """One metric over all target months: rows forecaster (model first), columns lead."""
@@ -140,7 +159,8 @@ class VerificationResult:
 
     def table(self) -> str:
         """The per-lead ACC/RMSE/CRPS of the model beside each baseline, the phase scores at leads 1-6 (accuracy,
-        Heidke, RPSS and the Brier skill score per phase) and the model's reliability table."""
+        Heidke, RPSS and the Brier skill score per phase), the model's reliability table, and the seasonal
+        outlook's RPSS and RPS by season beside climatology's, with its reliability."""
         first, last = self.period
         lines = [f"model {self.model_version} ({self.reason}); {self.kind} forecasts, init months {first}..{last}; "
                  f"{self.n_pairs} (init, lead) pairs with an observed target month"]
@@ -152,27 +172,36 @@ class VerificationResult:
         sections += [(f"Brier skill score of {phase} vs the reference phase climatology", f"bss_{phase}", phase_leads)
                      for phase in PHASES]
         for title, metric, leads in sections:
-            table = self.by_lead(metric, leads).dropna(how="all")
-            if table.empty:
-                continue
-            lines += ["", f"{title} by lead:", f"  {'forecaster':<20}" + "".join(f"{k:>7}" for k in table.columns)]
-            for name, values in table.iterrows():
-                label = "model" if name == self.model_version else str(name)
-                lines.append(f"  {label:<20}" + "".join("      -" if not np.isfinite(v) else f"{v:7.2f}"
-                                                         for v in values.to_numpy(dtype=float)))
-        lines += self._reliability_lines()
+            lines += self._metric_lines(f"{title} by lead", metric, leads)
+        lines += self._reliability_lines(self.reliability, "phase probabilities", "all leads pooled")
+        for title, metric in SEASONAL_SECTIONS:
+            lines += self._metric_lines(f"{title} by season (season s: leads s..s+2)", metric)
+        lines += self._reliability_lines(self.seasonal_reliability, "seasonal outlook probabilities",
+                                         "all seasons pooled")
         lines += [""] + [f"note: {n}" for n in self.notes]
         return "\n".join(lines).rstrip()
 
-    def _reliability_lines(self) -> list[str]:
-        """The model's reliability table: populated bins per phase, and the largest gap to the diagonal."""
-        if self.reliability is None or not (self.reliability["count"] > 0).any():
+    def _metric_lines(self, title: str, metric: str, leads: Iterable[int] | None = None) -> list[str]:
+        """One metric by lead (or season): a header line and a row per forecaster; nothing when none has it."""
+        table = self.by_lead(metric, leads).dropna(how="all")
+        if table.empty:
+            return []
+        lines = ["", f"{title}:", f"  {'forecaster':<20}" + "".join(f"{k:>7}" for k in table.columns)]
+        for name, values in table.iterrows():
+            label = "model" if name == self.model_version else str(name)
+            lines.append(f"  {label:<20}" + "".join("      -" if not np.isfinite(v) else f"{v:7.2f}"
+                                                     for v in values.to_numpy(dtype=float)))
+        return lines
+
+    def _reliability_lines(self, reliability: pd.DataFrame | None, what: str, pooled: str) -> list[str]:
+        """A reliability table of the model: populated bins per phase, and the largest gap to the diagonal."""
+        if reliability is None or not (reliability["count"] > 0).any():
             return []
         width = 1.0 / RELIABILITY_BINS
-        lines = ["", f"Reliability of the model's phase probabilities (all leads pooled; bins of {width:g}; "
+        lines = ["", f"Reliability of the model's {what} ({pooled}; bins of {width:g}; "
                      f"gap = |observed frequency - forecast probability|, bins of >= {RELIABILITY_MIN_COUNT} cases):",
                  f"  {'phase':<10}{'bin':>10}{'forecast p':>12}{'observed':>10}{'n':>8}"]
-        for phase, rows in self.reliability.groupby("phase", sort=False):
+        for phase, rows in reliability.groupby("phase", sort=False):
             for r in rows[rows["count"] > 0].itertuples(index=False):
                 span = f"{r.bin_centre - width / 2:.1f}-{r.bin_centre + width / 2:.1f}"
                 lines.append(f"  {str(phase):<10}{span:>10}{r.mean_probability:12.2f}{r.observed_frequency:10.2f}"
@@ -330,7 +359,7 @@ def linear_eof_forecasts(engine: Engine, source: str, index: pd.DataFrame, inits
     model = LinearEOFModel(nino34_base=base, refit=refit)
     stored = store.stored_months(engine, source)
     first_input = max(train_start - (model.n_lags - 1), stored[0])
-    last_init = Month.parse(str(inits.max()))
+    last_init = from_period(inits.max())
     cube = regional_anomaly_cube(
         engine, source, min(first_input, Month.of(base[0], 1)), max(last_init, Month.of(base[1], 12)),
         lat_range=model.lat_range, lon_range=model.lon_range, resolution_deg=EOF_RESOLUTION_DEG, base=base)
@@ -396,15 +425,60 @@ def verify(engine: Engine, *, model_version: str | None = None, kind: str | None
         same = model_frame if name == info.version else attach_observations(
             _on_pairs(frame, pairs, name), anomaly, index["phase"])
         parts.append(score_table(same, baselines.phase_climatology).assign(forecaster=name))
-    scores = pd.concat(parts, ignore_index=True)
+    period = (from_period(inits[0]), from_period(inits[-1]))
+    seasonal = seasonal_verification(engine, info.version, kind, period, phase, baselines.phase_climatology)
+    scores = pd.concat(parts + ([seasonal.scores] if len(seasonal.scores) else []), ignore_index=True)
     scores["target_calendar_month"] = scores["target_calendar_month"].fillna(0).astype(int)
     scores = scores[list(SCORE_COLUMNS)]
-    period = (Month.parse(str(inits[0])), Month.parse(str(inits[-1])))
     with engine.begin() as conn:
         written = _replace_scores(conn, scores, model_version=info.version, kind=kind, period=period)
-    notes = (baselines.describe(info), eof_note, f"observed phase from {phase.describe()}")
+    notes = (baselines.describe(info), eof_note, f"observed phase from {phase.describe()}", seasonal.note)
     return VerificationResult(info.version, choice.reason, kind, period, scores, len(model_frame), written, notes,
-                              reliability=model_reliability(model_frame))
+                              reliability=model_reliability(model_frame), seasonal_reliability=seasonal.reliability)
+
+
+@dataclass(frozen=True)
+class SeasonalVerification:
+    """The stored seasonal outlooks scored: ``scores`` (columns of :func:`enso.verify.score_table` and
+    ``forecaster``; metrics ``seasonal_*``, ``lead`` the season) of the model and of climatology, the model's
+    ``reliability`` table (all seasons pooled; None when nothing was scored) and a ``note`` saying what was scored."""
+
+    scores: pd.DataFrame
+    reliability: pd.DataFrame | None
+    note: str
+
+
+def seasonal_verification(engine: Engine, model_version: str, kind: str, period: tuple[Month, Month],
+                          phase: PhaseIndex, climatology: pd.DataFrame) -> SeasonalVerification:
+    """Score the model's stored seasonal outlooks of ``kind`` with init months in ``period``.
+
+    A season is observed once the phase index has its 3-month mean (the ONI or
+    RONI of its centre month); its phase is that value's. The reference is
+    ``climatology``, the phase frequencies per calendar month that the monthly
+    RPSS uses (the reference years before the scored init months), taken at each
+    season's centre month: the climatological probabilities of that season.
+    Outlooks of another phase index than ``phase`` (written under another
+    ENSO_PHASE_INDEX) are left out, and the note says so.
+    """
+    stored = load_seasonal_outlook(engine, model_version=model_version, kind=kind, init_start=period[0],
+                                   init_end=period[1])
+    mine = stored[stored["phase_index"] == phase.name]
+    other = len(stored) - len(mine)
+    skipped = (f"; {other} rows of another phase index left out (rerun the forecasts with ENSO_PHASE_INDEX="
+               f"{phase.name})" if other else "")
+    frame = mine if mine.empty else outlook_forecast_frame(mine, phase.table["value"], phase.phase)
+    frame = frame if frame.empty else frame[pd.notna(frame["observed_phase"]).to_numpy()].reset_index(drop=True)
+    if frame.empty:
+        return SeasonalVerification(pd.DataFrame(columns=[*SCORE_COLUMNS]), None,
+                                    f"seasonal outlook: no stored {kind} outlook of {phase.label} has an observed "
+                                    f"season yet{skipped}")
+    parts = [seasonal_scores(frame, climatology).assign(forecaster=model_version),
+             seasonal_scores(climatological_outlook(frame, climatology), climatology).assign(forecaster="climatology")]
+    inits = to_periods(frame["init_month"])
+    note = (f"seasonal outlook (CPC style): {len(frame)} (init month, season) pairs with an observed 3-month mean "
+            f"of {phase.label}, init months {inits.min()}..{inits.max()}; climatology's probabilities are the "
+            f"reference phase frequencies of each season's centre month{skipped}")
+    return SeasonalVerification(pd.concat(parts, ignore_index=True), model_reliability(frame), note)
 
 
 def model_reliability(frame: pd.DataFrame) -> pd.DataFrame | None:
@@ -471,28 +545,3 @@ def load_scores(engine: Engine, model_version: str, kind: str = "hindcast",
         frame = pd.DataFrame(conn.execute(stmt).all(), columns=list(SCORE_COLUMNS))
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
     return frame
-
-
-def newly_verifiable(engine: Engine, model_version: str, kind: str = "hindcast") -> int:
-    """How many forecasts of the model have an observed target month but are not in its stored scores yet.
-
-    The count of (init, lead) pairs with an observed anomaly now, minus those the
-    widest stored verification scored (0 when nothing changed; all of them when
-    the model was never verified).
-    """
-    observed = (select(func.count()).select_from(Forecast)
-                .join(IndexObservation, IndexObservation.month == Forecast.target_month)
-                .where(Forecast.model_version == model_version, Forecast.kind == kind,
-                       IndexObservation.anomaly.is_not(None)))
-    period = scored_period(engine, model_version, kind)
-    with engine.connect() as conn:
-        now = conn.execute(observed).scalar_one()
-        if period is None:
-            return int(now)
-        scored = conn.execute(select(func.coalesce(func.sum(VerificationScore.n), 0)).where(and_(
-            VerificationScore.model_version == model_version, VerificationScore.forecaster == model_version,
-            VerificationScore.kind == kind, VerificationScore.metric == "rmse",
-            VerificationScore.target_calendar_month == 0,
-            VerificationScore.period_start == store.month_date(period[0]),
-            VerificationScore.period_end == store.month_date(period[1])))).scalar_one()
-    return max(0, int(now) - int(scored))

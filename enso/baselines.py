@@ -17,11 +17,11 @@ forecasts leads 1..12 for given init months (``predict``) as a forecast frame
   else pooled over all init months (``per_init_month=False``). The means may
   come from the last ``level_years`` of the training period (the level of the
   most recent climate, not that of an early record with another trend level).
-  ``centred=False`` is the slope through the origin of ``verification.md``'s
-  reference figures.
+  ``centred=False`` is the slope through the origin of the reference figures
+  (``tests/test_baselines.py``).
 * :class:`LinearEOFModel` - ridge regression per lead on the leading EOFs of
   tropical Pacific SST anomalies and the current Niño 3.4 anomaly
-  (``verification.md``), its anomalies against a causal base
+  (the reference's statistical baseline), its anomalies against a causal base
   (:func:`causal_base`; ``nino34_base`` re-bases the Niño 3.4 series).
 
 Phase probabilities of deterministic baselines are either ``"one_hot"`` (the
@@ -251,7 +251,7 @@ class DampedPersistence:
     moves its forecasts exactly as it moves the observations.
 
     ``centred=False`` fits the slope through the origin (means 0): the damped
-    persistence of ``verification.md``'s reference figures.
+    persistence of the reference figures (``tests/test_baselines.py``).
 
     Fitted: ``damping`` (slopes; rows lead, columns init calendar month 1..12),
     ``init_mean`` and ``target_mean`` (the same shape; zeros when not centred)
@@ -395,7 +395,7 @@ class _Ridge:
 
 @dataclass
 class LinearEOFModel:
-    """Ridge regression per lead on EOFs of tropical Pacific SST anomalies (``verification.md``).
+    """Ridge regression per lead on EOFs of tropical Pacific SST anomalies (the reference's statistical baseline).
 
     Predictors at init month t: the principal components of the ``n_eofs``
     leading EOFs (area-weighted by sqrt(cos lat), ocean cells of the region) in
@@ -414,7 +414,7 @@ class LinearEOFModel:
 
     Causal anomalies: the SST anomalies must be taken against a base period
     that ends before the scored init months (:func:`causal_base`, e.g. the 30
-    years ending at ``train_end``; ``verification.md``): a base inside the
+    years ending at ``train_end``): a base inside the
     scored years hands the model the later warming. ``nino34_base`` does the
     same for the Niño 3.4 series: with it, ``fit`` subtracts the series' mean per
     calendar month over those years (which must end by ``train_end``), the model

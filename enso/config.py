@@ -26,6 +26,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from enso.months import Month
+
 IndexFormat = Literal["cpc-detrend-sst", "cpc-detrend", "cpc-monthly", "mcnoldy", "cpc-oni", "psl"]
 SstSource = Literal["cobe", "ersst"]
 #: What the monthly run does when the GPU pool cannot retrain (see ``retrain_fallback``).
@@ -156,10 +158,10 @@ class Settings(BaseSettings):
     model_preset: str = Field(default="cpu-small", description="Preset trained by `retrain` and the monthly run.")
     model_members: int | None = Field(
         default=None, ge=1, description="Ensemble size override (default: the preset's); recorded with the model.")
-    train_end: str | None = Field(
+    train_end: Month | None = Field(
         default=None, description="Research: last month of the training period (YYYY-MM); unset (the "
                                   "default): rolling, the newest month minus ENSO_VALID_YEARS.")
-    valid_end: str | None = Field(
+    valid_end: Month | None = Field(
         default=None, description="Research: last month of the selection period (YYYY-MM); unset (the "
                                   "default): rolling, the newest month with grids and index.")
     valid_years: int = Field(
@@ -296,14 +298,15 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown model preset {_shorten(value)!r}; choose one of {', '.join(names)}")
         return value
 
-    @field_validator("train_end", "valid_end")
+    @field_validator("train_end", "valid_end", mode="before")
     @classmethod
-    def _month(cls, value: str | None) -> str | None:
-        if value is None:
+    def _month(cls, value: object) -> object:
+        """A Month from ``YYYY-MM`` text (parsed once, here); a Month or None passes."""
+        if value is None or isinstance(value, Month):
             return value
-        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value.strip()):
+        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value.strip()):
             raise ValueError("expected a month as YYYY-MM, e.g. 1979-12")
-        return value.strip()
+        return Month.parse(value)
 
     @field_validator("monthly_cron", "retrain_cron")
     @classmethod

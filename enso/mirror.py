@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import email.utils
-import filecmp
 import fnmatch
 import functools
 import html
 import mimetypes
-import os
 import shutil
 import struct
 import sys
@@ -43,8 +41,9 @@ from typing import Callable, Iterable, NamedTuple, Sequence
 import pandas as pd
 from tqdm import tqdm
 
+from enso.files import atomic_write
 from enso.grids import SSTGrid
-from enso.months import Month, iter_months
+from enso.months import Month, month_arg, month_range
 from enso.nino34 import DEFAULT_BASE_PERIOD
 from enso.relative import DEFAULT_SCALE_PERIOD, relative_index_from_grids
 from enso.sources import cobe, ersst
@@ -125,7 +124,7 @@ def write_mirror(root: str | Path, start: Month | str, end: Month | str, seed: i
     counts = {True: 0, False: 0}
     files: dict[str, list[Path]] = {"cobe": [], "ersst": []}
     first_cobe = Month.of(cobe.FIRST_YEAR, 1)
-    jobs = [(source, month) for month in iter_months(start, end) for source in SST_SOURCES
+    jobs = [(source, month) for month in month_range(start, end) for source in SST_SOURCES
             if source in sst_sources and (source != "cobe" or month >= first_cobe)]
     for source, month in tqdm(jobs, desc="mirror", unit="file", disable=not progress):
         grid = synthetic_climate(seed, SOURCE_RESOLUTION_DEG[source]).grid(month)
@@ -210,23 +209,11 @@ def _write_grid_file(root: Path, source: str, grid: SSTGrid, ersst_template: str
 
 
 def _replace_if_changed(path: Path, write: Callable[[Path], None]) -> bool:
-    """Write via ``write(tmp)`` beside ``path``; move it in place if the content differs. True if it did.
+    """Write via ``write(tmp)`` and move it in place if the content differs; True if it did.
 
-    The temporary file has the destination's name (in a private folder beside
-    it), since writers may record their file name inside the file.
+    Not fsynced: the mirror is a stand-in for the providers, rewritten at will.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.parent / f".writing-{os.getpid()}-{threading.get_ident()}"
-    scratch.mkdir(exist_ok=True)
-    tmp = scratch / path.name
-    try:
-        write(tmp)
-        if path.is_file() and filecmp.cmp(tmp, path, shallow=False):
-            return False
-        os.replace(tmp, path)
-        return True
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    return atomic_write(path, write, only_if_changed=True, durable=False)
 
 
 # ----------------------------------------------------------------------------- faults
@@ -595,8 +582,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     write = commands.add_parser("write", help="write the synthetic climate's files below ROOT")
     write.add_argument("root", type=Path)
-    write.add_argument("--start", required=True, type=Month.parse, help="first month, YYYY-MM")
-    write.add_argument("--end", required=True, type=Month.parse, help="last month, YYYY-MM")
+    write.add_argument("--start", required=True, type=month_arg, help="first month, YYYY-MM")
+    write.add_argument("--end", required=True, type=month_arg, help="last month, YYYY-MM")
     write.add_argument("--seed", type=int, default=0)
     write.add_argument("--ersst", action="store_true", help="also write ERSST netCDF files (2°)")
     write.add_argument("--no-cobe", action="store_true", help="write no COBE-SST GRIB files")

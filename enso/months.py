@@ -7,10 +7,10 @@ arithmetic: ``target_month = init_month + lead``. Months order, hash and print a
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Iterator
 
 _PATTERN = re.compile(r"^\s*(\d{4})-(\d{1,2})\s*$")
 
@@ -79,10 +79,33 @@ class Month:
     def __repr__(self) -> str:
         return f"Month({self})"
 
-    def to_timestamp(self) -> "object":
-        import pandas as pd
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: object, handler: object) -> object:
+        """Pydantic (settings, Prefect flow parameters): a Month, or ``YYYY-MM`` text; dumped as ``YYYY-MM``.
 
-        return pd.Timestamp(self.year, self.month, 1)
+        A deployment's parameters arrive as JSON text, so the JSON schema is a string
+        of that pattern. ``{"ordinal": n}`` is accepted too: Prefect records a Month
+        passed to a flow in-process so (FastAPI's encoder turns dataclasses into
+        dicts), and a retry of that run reads it back.
+        """
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_plain_validator_function(
+            cls._validate, json_schema_input_schema=core_schema.str_schema(pattern=_PATTERN.pattern),
+            serialization=core_schema.plain_serializer_function_ser_schema(str))
+
+    @classmethod
+    def _validate(cls, value: object) -> "Month":
+        if isinstance(value, Month):
+            return value
+        if isinstance(value, dict) and set(value) == {"ordinal"} and isinstance(value["ordinal"], int):
+            return cls(value["ordinal"])
+        if isinstance(value, str):
+            try:
+                return cls.parse(value)
+            except ValueError:
+                pass
+        raise ValueError(f"not a month: {value!r} (expected YYYY-MM, e.g. 2024-03)")
 
 
 def month_range(start: Month | str, end: Month | str) -> list[Month]:
@@ -99,9 +122,13 @@ def month_chunks(start: Month, end: Month, size: int) -> list[tuple[Month, Month
     return [(Month(a), Month(min(a + size - 1, end.ordinal))) for a in firsts]
 
 
-def iter_months(start: Month | str, end: Month | str) -> Iterator[Month]:
-    a, b = Month.parse(start), Month.parse(end)
-    return (Month(i) for i in range(a.ordinal, b.ordinal + 1))
+def month_arg(text: str) -> Month:
+    """An argparse ``type``: a month as ``YYYY-MM``, parsed once at the command line; a bad value is a usage
+    error that says what was expected."""
+    try:
+        return Month.parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a month: {text!r} (expected YYYY-MM, e.g. 2024-03)") from None
 
 
 def last_complete_month(now: dt.datetime | None = None) -> Month:
@@ -119,6 +146,11 @@ def to_period(month: "Month | str | object") -> "object":
     import pandas as pd
 
     return pd.Period(str(month), freq="M")
+
+
+def from_period(period: "object") -> Month:
+    """The Month of a monthly ``pandas.Period`` (the way back from :func:`to_period`)."""
+    return Month.of(period.year, period.month)  # type: ignore[attr-defined]
 
 
 def to_periods(months: "object") -> "object":

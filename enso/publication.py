@@ -11,7 +11,7 @@ has passed (the lag). What a store holds of a source is then
 Usual publication days (UTC), and what they rest on:
 
 * NOAA CPC index files: by the 5th-8th of the next month (CPC's monthly
-  update; ``data-formats.md`` 2e) -> the 8th.
+  update) -> the 8th.
 * JMA TCC COBE-SST GRIB: JMA documents no schedule; its El Niño outlook for
   month M appears about the 10th of M+1, and the grid it uses is out by then
   (inferred) -> the 10th.

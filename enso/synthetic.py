@@ -40,7 +40,7 @@ from scipy.signal import lfilter
 from enso import nino34 as nino34_rules
 from enso.geography import land_mask_on
 from enso.grids import SSTGrid, box_mean
-from enso.months import Month, iter_months, to_periods
+from enso.months import Month, month_range, to_periods
 
 FIRST_MONTH = Month.of(1850, 1)
 LAST_MONTH = Month.of(2100, 12)
@@ -188,7 +188,7 @@ class SyntheticClimate:
         start, end = Month.parse(start), Month.parse(end)
         _position(start)
         _position(end)
-        return (self.grid(month) for month in iter_months(start, end))
+        return (self.grid(month) for month in month_range(start, end))
 
     def nino34(self, start: Month | str, end: Month | str) -> pd.Series:
         """Monthly Niño 3.4 box mean (°C) of the fields of ``start``..``end``, without building them.
@@ -206,7 +206,7 @@ class SyntheticClimate:
                   + self.enso_index[t] * box_mean(self._enso_pattern, lat, lon)
                   + self._mode_series[t] @ box_mean(self._modes.reshape(-1, *self.shape), lat, lon)
                   + (self._texture_weight[t] * texture_means[self._texture_index[t]]).sum(axis=1))
-        index = to_periods(iter_months(start, end)).rename("month")
+        index = to_periods(month_range(start, end)).rename("month")
         return pd.Series(values, index=index, name="nino34")
 
     def index_table(self, start: Month | str, end: Month | str,

@@ -50,7 +50,7 @@ PROBABILISTIC_METRICS = (("rps", "rpss") + tuple(f"brier_{phase}" for phase in P
 #: Scored from the Gaussian spread column (:data:`SPREAD_COLUMN`) where a frame has it.
 SPREAD_METRICS = ("crps",)
 #: The largest gap between observed frequency and forecast probability, in any populated reliability bin,
-#: that still counts as reliable (``verification.md``'s goal: within 0.1 of the diagonal).
+#: that still counts as reliable (the project's goal: within 0.1 of the diagonal).
 RELIABILITY_TOLERANCE = 0.1
 
 
@@ -402,7 +402,7 @@ def reliability_gap(table: pd.DataFrame, min_count: int = 1) -> float:
 
     ``table`` comes from :func:`reliability` or :func:`phase_reliability`; NaN
     when no bin is populated. Reliable forecasts have a gap near 0 (sampling
-    noise aside); the goal of ``verification.md`` is at most
+    noise aside); the goal is at most
     :data:`RELIABILITY_TOLERANCE` in every populated bin.
     """
     populated = table[table["count"] >= max(min_count, 1)]

@@ -17,17 +17,16 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from db.migrate import open_store
+from db.engine import open_store
 from enso.config import Settings
-from enso.months import Month, last_complete_month
+from enso.months import Month, last_complete_month, month_arg
 from flows.settings import run_settings
 
 EX_TEMPFAIL = 75
 
 
-def ended_month(text: str, option: str) -> Month:
-    """``text`` as a month that is over (data for a month can exist only after it ends); else a usage error."""
-    month = Month.parse(text)
+def ended_month(month: Month, option: str) -> Month:
+    """``month`` if it is over (data for a month can exist only after it ends); else a usage error."""
     newest = last_complete_month()
     if month > newest:
         raise ValueError(f"{option} {month} has not ended yet (the last complete month is {newest}): "
@@ -74,7 +73,7 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 def grant_analyst_role(args: argparse.Namespace, url: str) -> int:
     import os
 
-    from db.engine import make_engine, redacted
+    from db.engine import opened_engine, redacted
     from db.roles import ANALYST_ROLE, grant_analyst
 
     password = None
@@ -85,7 +84,8 @@ def grant_analyst_role(args: argparse.Namespace, url: str) -> int:
                   file=sys.stderr)
             return 2
     role = args.role or ANALYST_ROLE
-    grant_analyst(make_engine(url), role, user=args.user, password=password)
+    with opened_engine(url) as engine:
+        grant_analyst(engine, role, user=args.user, password=password)
     print(f"store {redacted(url)}: role {role} may read every table and view, and write nothing"
           + (f"; login {args.user} is a member" if args.user else ""))
     return 0
@@ -159,7 +159,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     from db.ingest import backfill, ingest_index, ingest_relative
 
-    start, end = Month.parse(args.start), ended_month(args.end, "--end")
+    start, end = args.start, ended_month(args.end, "--end")
     engine = open_store(settings)
     summary = backfill(engine, settings, args.source or settings.sst_source, start, end, workers=args.workers,
                        progress=not args.quiet)
@@ -191,8 +191,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         raise ValueError("give both --train-end and --valid-end (YYYY-MM), or neither for the rolling windows "
                          "of operation (ENSO_VALID_YEARS)")
     result = train_and_register(engine, settings, args.preset,
-                                train_end=Month.parse(args.train_end) if args.train_end else None,
-                                valid_end=Month.parse(args.valid_end) if args.valid_end else None,
+                                train_end=args.train_end, valid_end=args.valid_end,
                                 device=args.device, seed=args.seed, max_epochs=args.max_epochs,
                                 progress=not args.quiet)
     window = result.metrics["periods"]
@@ -235,13 +234,20 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
     from db.forecasting import forecast
 
     engine = open_store(settings)
-    result = forecast(engine, init_month=Month.parse(args.init) if args.init else None, version=args.model)
+    result = forecast(engine, init_month=args.init, version=args.model,
+                      phase_index=settings.phase_index)
     print(f"model {result.choice.info.version} ({result.choice.reason}); init month {result.init_month}; "
           f"{result.rows} rows written to table forecast (kind operational)")
     print(" lead  target   anomaly  phase     P(La Niña) P(neutral) P(El Niño)")
     for r in result.frame.itertuples(index=False):
         print(f" {r.lead:>4}  {r.target_month}  {r.nino34_anomaly:+7.2f}  {r.phase:<9} {r.p_la_nina:10.2f} "
               f"{r.p_neutral:10.2f} {r.p_el_nino:10.2f}")
+    if result.outlook is not None and not result.outlook.empty:
+        print(f"seasonal outlook (CPC style, {len(result.outlook)} rows in table seasonal_outlook):")
+        print(" season  months             index     mean    sd  P(La Niña) P(neutral) P(El Niño)")
+        for r in result.outlook.itertuples(index=False):
+            print(f" {r.season:>6}  {r.season_label} {r.first_month}..{r.last_month}  {r.phase_index.upper():<6}"
+                  f"{r.mean:+7.2f} {r.sd:5.2f} {r.p_la_nina:11.2f} {r.p_neutral:10.2f} {r.p_el_nino:10.2f}")
     return 0
 
 
@@ -249,8 +255,8 @@ def cmd_hindcast(args: argparse.Namespace, settings: Settings) -> int:
     from db.forecasting import hindcast
 
     engine = open_store(settings)
-    result = hindcast(engine, Month.parse(args.start), Month.parse(args.end), version=args.model,
-                      progress=not args.quiet)
+    result = hindcast(engine, args.start, args.end, version=args.model,
+                      progress=not args.quiet, phase_index=settings.phase_index)
     print(f"model {result.choice.info.version} ({result.choice.reason}): {result.rows} hindcast rows for init "
           f"months {args.start}..{args.end}")
     return 0
@@ -263,8 +269,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         raise ValueError("give both --start and --end (YYYY-MM), or neither to verify every init month")
     engine = open_store(settings)
     result = verify(engine, model_version=args.model, kind=args.kind,
-                    start=Month.parse(args.start) if args.start else None,
-                    end=Month.parse(args.end) if args.end else None, phase_index=settings.phase_index)
+                    start=args.start, end=args.end, phase_index=settings.phase_index)
     print(result.table())
     print(f"{result.n_scores} scores written to table verification_score")
     return 0
@@ -276,7 +281,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from db.reporting import email_report, render_and_store
 
     engine = open_store(settings)
-    stored = render_and_store(engine, settings, Month.parse(args.init) if args.init else None,
+    stored = render_and_store(engine, settings, args.init,
                               out=Path(args.out) if args.out else None)
     print(f"report {stored.init_month} (model {stored.model_version}): {stored.path}")
     if args.email or args.force_email:
@@ -356,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_db)
 
     p = sub.add_parser("ingest", help="ingest the newest SST month (or --month) and the whole index files")
-    p.add_argument("--month", help="YYYY-MM; default: the newest published month")
+    p.add_argument("--month", type=month_arg, help="YYYY-MM; default: the newest published month")
     p.add_argument("--source", choices=["cobe", "ersst"], help="SST source (default ENSO_SST_SOURCE, cobe)")
     p.add_argument("--no-index", action="store_true",
                    help="skip the index files (the Niño 3.4 index and the relative index)")
@@ -365,8 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("backfill", help="ingest every month of a range (resumable, idempotent)")
-    p.add_argument("--start", required=True, help="YYYY-MM")
-    p.add_argument("--end", required=True, help="YYYY-MM")
+    p.add_argument("--start", required=True, type=month_arg, help="YYYY-MM")
+    p.add_argument("--end", required=True, type=month_arg, help="YYYY-MM")
     p.add_argument("--source", choices=["cobe", "ersst"])
     p.add_argument("--workers", type=workers_count, default=4, help="concurrent downloads (default 4)")
     p.add_argument("--no-index", action="store_true",
@@ -379,10 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train, evaluate and register a model (promoted if it beats the champion)")
     p.add_argument("--preset", default=None,
                    help="keydana2021, residual-anomaly, cpu-small, tiny (default: ENSO_MODEL_PRESET)")
-    p.add_argument("--train-end", default=None,
+    p.add_argument("--train-end", default=None, type=month_arg,
                    help="research: last month of the training period (default: ENSO_TRAIN_END, else rolling: "
                         "the newest month minus ENSO_VALID_YEARS)")
-    p.add_argument("--valid-end", default=None,
+    p.add_argument("--valid-end", default=None, type=month_arg,
                    help="research: last month of the selection period (default: ENSO_VALID_END, else the newest "
                         "month with grids and index)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
@@ -392,13 +397,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("forecast", help="forecast leads 1-12 into the forecast table")
-    p.add_argument("--init", help="init month YYYY-MM (default: the newest month of data)")
+    p.add_argument("--init", type=month_arg, help="init month YYYY-MM (default: the newest month of data)")
     p.add_argument("--model", help="model version (default: the champion)")
     p.set_defaults(func=cmd_forecast)
 
     p = sub.add_parser("hindcast", help="out-of-sample forecasts for every init month of a range")
-    p.add_argument("--start", required=True)
-    p.add_argument("--end", required=True)
+    p.add_argument("--start", required=True, type=month_arg, help="first init month YYYY-MM")
+    p.add_argument("--end", required=True, type=month_arg, help="last init month YYYY-MM")
     p.add_argument("--model", help="model version (default: the champion)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_hindcast)
@@ -407,12 +412,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model version (default: the champion, else the newest)")
     p.add_argument("--kind", choices=["hindcast", "selection", "operational"], default=None,
                    help="forecasts to score (default: the model's hindcasts if any, else its selection forecasts)")
-    p.add_argument("--start", help="first init month YYYY-MM (with --end; default: all)")
-    p.add_argument("--end", help="last init month YYYY-MM")
+    p.add_argument("--start", type=month_arg, help="first init month YYYY-MM (with --end; default: all)")
+    p.add_argument("--end", type=month_arg, help="last init month YYYY-MM")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("report", help="render the monthly report into a file and table report (and email it)")
-    p.add_argument("--init", help="init month YYYY-MM (default: the newest operational forecast's)")
+    p.add_argument("--init", type=month_arg, help="init month YYYY-MM (default: the newest operational forecast's)")
     p.add_argument("--out", help="HTML file or folder (default ENSO_REPORT_DIR/enso-report-YYYY-MM.html)")
     p.add_argument("--email", action="store_true", help="email it to ENSO_REPORT_TO unless already sent")
     p.add_argument("--force-email", action="store_true", help="email it even if it was sent before")

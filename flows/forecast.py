@@ -1,4 +1,4 @@
-"""Prefect flows for forecasts: the operational forecast and hindcasts.
+"""Prefect tasks and flows for forecasts: the operational forecast (a task of the monthly run) and hindcasts.
 
 Each task wraps one library call of :mod:`db.forecasting`.
 
@@ -34,9 +34,9 @@ from prefect.deployments import run_deployment
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from db.engine import open_store
+from db.forecast_rows import load_forecasts
 from db.forecasting import ForecastResult, forecast, hindcast, hindcast_model
-from db.forecasts import load_forecasts
-from db.migrate import open_store
 from enso.months import Month, month_chunks
 from flows.alerts import ALERTS_VIA_PARENT
 from flows.hooks import RUN_HOOKS
@@ -50,10 +50,10 @@ CHUNK_POLL_SECONDS = 5.0
 
 
 @task(retries=2, retry_delay_seconds=30)
-def forecast_task(init_month: str | None, model: str | None) -> ForecastResult:
+def forecast_task(init_month: Month | None, model: str | None) -> ForecastResult:
     settings = run_settings()
-    return forecast(open_store(settings), init_month=Month.parse(init_month) if init_month else None,
-                    version=model, flow_run_id=current_run_id())
+    return forecast(open_store(settings), init_month=init_month, version=model, flow_run_id=current_run_id(),
+                    phase_index=settings.phase_index)
 
 
 def forecast_artifact(result: ForecastResult) -> None:
@@ -66,16 +66,6 @@ def forecast_artifact(result: ForecastResult) -> None:
         description=f"Niño 3.4 forecast from {result.init_month}, model {result.choice.info.version} "
                     f"({result.choice.reason})",
     )
-
-
-@flow(name="forecast", log_prints=True, **RUN_HOOKS)
-def forecast_flow(init_month: str | None = None, model: str | None = None) -> ForecastResult:
-    """Operational forecast for leads 1-12 (champion by default)."""
-    result = forecast_task(init_month, model)
-    get_run_logger().info("model %s (%s): %d rows for init %s", result.choice.info.version, result.choice.reason,
-                          result.rows, result.init_month)
-    forecast_artifact(result)
-    return result
 
 
 @dataclass(frozen=True)
@@ -92,17 +82,17 @@ class HindcastSummary:
 
 
 @task
-def hindcast_model_task(start: str, model: str | None) -> str:
+def hindcast_model_task(start: Month, model: str | None) -> str:
     """The model version the whole hindcast uses (checked to be out of sample from ``start``)."""
-    return hindcast_model(open_store(run_settings()), Month.parse(start), model).info.version
+    return hindcast_model(open_store(run_settings()), start, model).info.version
 
 
 @task
-def hindcast_task(start: str, end: str, model: str) -> int:
+def hindcast_task(start: Month, end: Month, model: str) -> int:
     """One chunk: the hindcast rows of start..end written; returns how many."""
     settings = run_settings()
-    return hindcast(open_store(settings), Month.parse(start), Month.parse(end), version=model,
-                    flow_run_id=current_run_id()).rows
+    return hindcast(open_store(settings), start, end, version=model,
+                    flow_run_id=current_run_id(), phase_index=settings.phase_index).rows
 
 
 def _wait_for(run_ids: list[UUID]) -> list[FlowRun]:
@@ -130,7 +120,7 @@ def _first_line(text: str | None) -> str:
 
 def _chunks_as_tasks(chunks: list[tuple[Month, Month]], model: str) -> None:
     """Run each chunk as a task run in this process, :data:`HINDCAST_THREADS` at once; raise if any failed."""
-    futures = [hindcast_task.submit(str(a), str(b), model) for a, b in chunks]
+    futures = [hindcast_task.submit(a, b, model) for a, b in chunks]
     wait(futures)
     _raise_for_failed_chunks([(str(a), str(b), f"{f.state.name}: {_first_line(f.state.message)}")
                               for (a, b), f in zip(chunks, futures) if not f.state.is_completed()],
@@ -154,15 +144,14 @@ def _chunks_on_pool(deployment_id: UUID, chunks: list[tuple[Month, Month]], mode
 
 
 @flow(name="hindcast", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=HINDCAST_THREADS), **RUN_HOOKS)
-def hindcast_flow(start: str, end: str, model: str | None = None, chunk_months: int | None = None
+def hindcast_flow(start: Month, end: Month, model: str | None = None, chunk_months: int | None = None
                   ) -> HindcastSummary:
     """Out-of-sample forecasts for every init month of start..end, in chunks run at once (see the module)."""
-    first, last = Month.parse(start), Month.parse(end)
-    if last < first:
+    if end < start:
         raise ValueError(f"hindcast range {start}..{end} is empty: the end comes before the start")
     size = chunk_months or run_settings().hindcast_chunk_months
     version = hindcast_model_task(start, model)
-    chunks = month_chunks(first, last, size)
+    chunks = month_chunks(start, end, size)
     deployment_id = current_deployment_id()
     if len(chunks) == 1:
         fan_out = "one"
@@ -174,8 +163,8 @@ def hindcast_flow(start: str, end: str, model: str | None = None, chunk_months: 
         fan_out = "tasks"
         _chunks_as_tasks(chunks, version)
     rows = len(load_forecasts(open_store(run_settings()), model_version=version, kind="hindcast",
-                              init_start=first, init_end=last))
-    summary = HindcastSummary(version, first, last, rows, len(chunks), fan_out)
+                              init_start=start, init_end=end))
+    summary = HindcastSummary(version, start, end, rows, len(chunks), fan_out)
     print(f"model {version}: {rows} hindcast rows for {start}..{end} ({len(chunks)} chunk(s) of at most "
           f"{size} months, fan-out: {fan_out})")
     return summary

@@ -14,6 +14,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
 
+from db.engine import open_store
 from db.ingest import (
     BackfillSummary,
     IngestResult,
@@ -26,7 +27,6 @@ from db.ingest import (
 from db.status import store_status
 from enso.config import exit_on_invalid_settings
 from enso.months import Month
-from db.migrate import open_store
 from flows.hooks import RUN_HOOKS
 from flows.settings import run_settings
 
@@ -53,11 +53,11 @@ def current_deployment_id() -> UUID | None:
 
 
 @task(retries=2, retry_delay_seconds=30)
-def ingest_sst_task(source: str, month: str | None) -> list[IngestResult]:
+def ingest_sst_task(source: str, month: Month | None) -> list[IngestResult]:
     settings = run_settings()
     engine = open_store(settings)
     if month:
-        return [ingest_sst_month(engine, settings, source, Month.parse(month), run_id=current_run_id())]
+        return [ingest_sst_month(engine, settings, source, month, run_id=current_run_id())]
     return ingest_newest(engine, settings, source, run_id=current_run_id())
 
 
@@ -71,7 +71,7 @@ def ingest_index_task() -> list[IngestResult]:
 
 
 @flow(name="ingest", log_prints=True, **RUN_HOOKS)
-def ingest_flow(month: str | None = None, source: str | None = None, index: bool = True) -> list[IngestResult]:
+def ingest_flow(month: Month | None = None, source: str | None = None, index: bool = True) -> list[IngestResult]:
     """The newest available SST month (or ``month``) plus the whole index file (source: ENSO_SST_SOURCE)."""
     results = ingest_sst_task(source or run_settings().sst_source, month)
     if index:
@@ -83,13 +83,13 @@ def ingest_flow(month: str | None = None, source: str | None = None, index: bool
 
 
 @flow(name="backfill", log_prints=True, **RUN_HOOKS)
-def backfill_flow(start: str, end: str, source: str | None = None, workers: int = 4, index: bool = True
+def backfill_flow(start: Month, end: Month, source: str | None = None, workers: int = 4, index: bool = True
                   ) -> BackfillSummary:
     """Every month of start..end (resumable: rerun after a failure to complete it)."""
     settings = run_settings()
     source = source or settings.sst_source
     engine = open_store(settings)
-    summary = backfill(engine, settings, source, Month.parse(start), Month.parse(end), workers=workers,
+    summary = backfill(engine, settings, source, start, end, workers=workers,
                        progress=interactive(), run_id=current_run_id())
     if index:
         for result in (ingest_index(engine, settings, run_id=current_run_id()),

@@ -44,12 +44,12 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
 from db import registry, store
+from db.engine import open_store
 from db.ingest import IngestResult, backfill, ingest_index, ingest_relative, ingest_sst_month
-from db.migrate import open_store
 from db.reporting import email_report, render_and_store
 from db.status import check_inputs
 from db.verification import verify
-from enso.months import Month, last_complete_month
+from enso.months import Month, last_complete_month, to_period
 from flows.forecast import forecast_artifact, forecast_task, hindcast_flow
 from flows.hooks import RUN_HOOKS
 from flows.ingest import current_deployment_id, current_run_id
@@ -102,7 +102,7 @@ def ingest_month_task(init: Month) -> list[IngestResult]:
     if not index.ok:
         raise RuntimeError(f"the Niño 3.4 index file was {index.outcome}: {index.message}")
     anomaly = store.load_index(engine)["anomaly"]
-    period = pd.Period(str(init), freq="M")
+    period = to_period(init)
     if period not in anomaly.index or pd.isna(anomaly[period]):
         raise DataNotPublishedYet(f"the Niño 3.4 index ({index.url}) has no value for {init} yet")
     # The relative index defines the observed phase (ENSO_PHASE_INDEX); the forecast does not need it, so its
@@ -194,15 +194,17 @@ def hindcast_for_verification(version: str, init: Month) -> str:
     if end < start:
         return (f"no hindcast: {version} was selected on data up to {info.valid_end}; its selection forecasts "
                 f"are verified until later months arrive")
+    # As text: a flow's arguments are recorded in the Prefect API as JSON (the run's page, its failure
+    # alert's rerun command), and FastAPI's encoder would record a Month as {"ordinal": n}.
     summary = hindcast_flow(start=str(start), end=str(end), model=version)
     return f"{summary.rows} hindcast rows {start}..{end}"
 
 
 @flow(name="monthly", log_prints=True, **RUN_HOOKS)
-def monthly_flow(init_month: str | None = None, force_email: bool = False) -> dict[str, str] | State:
+def monthly_flow(init_month: Month | None = None, force_email: bool = False) -> dict[str, str] | State:
     """One month: ingest -> (retrain) -> forecast -> verify -> report -> email; ``AwaitingData`` if not out yet."""
     logger = get_run_logger()
-    init = Month.parse(init_month) if init_month else scheduled_init_month()
+    init = init_month or scheduled_init_month()
     logger.info("monthly run for init month %s", init)
     check_inputs_task(init)  # stale inputs end the run here, in minutes, saying what to change
     try:
@@ -219,7 +221,7 @@ def monthly_flow(init_month: str | None = None, force_email: bool = False) -> di
         retrained = retraining.summary
         if retraining.version:
             retrained += "; " + hindcast_for_verification(retraining.version, init)
-    result = forecast_task(str(init), None)
+    result = forecast_task(init, None)
     forecast_artifact(result)
     n_scores = verify_task()
     report_path = report_task(init)

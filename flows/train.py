@@ -39,8 +39,8 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling
 
 from db import registry
+from db.engine import open_store
 from db.forecasting import TrainingResult, train_and_register
-from db.migrate import open_store
 from enso.months import Month
 from flows.cli import format_margins, format_scores
 from flows.hooks import RUN_HOOKS
@@ -52,16 +52,15 @@ RETRAIN_DEPLOYMENT = "retrain/retrain"
 
 
 @task
-def train_task(preset: str | None, train_end: str | None, valid_end: str | None, device: str) -> TrainingResult:
+def train_task(preset: str | None, train_end: Month | None, valid_end: Month | None, device: str
+               ) -> TrainingResult:
     settings = run_settings()
-    return train_and_register(open_store(settings), settings, preset,
-                              train_end=Month.parse(train_end) if train_end else None,
-                              valid_end=Month.parse(valid_end) if valid_end else None, device=device,
-                              progress=interactive(), flow_run_id=current_run_id())
+    return train_and_register(open_store(settings), settings, preset, train_end=train_end, valid_end=valid_end,
+                              device=device, progress=interactive(), flow_run_id=current_run_id())
 
 
 @flow(name="retrain", log_prints=True, **RUN_HOOKS)
-def retrain_flow(preset: str | None = None, train_end: str | None = None, valid_end: str | None = None,
+def retrain_flow(preset: str | None = None, train_end: Month | None = None, valid_end: Month | None = None,
                  device: str = "auto") -> TrainingResult:
     """Train and register a model (CUDA when the worker has a GPU); promote it if it earns it."""
     result = train_task(preset, train_end, valid_end, device)

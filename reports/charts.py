@@ -19,9 +19,9 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from enso.grids import NINO34_LAT, NINO34_LON
-from enso.months import to_period
+from enso.months import to_period, to_periods
 from enso.nino34 import PHASES
-from reports.data import BASELINE_LABELS, CurrentState, ForecastTable, SstMap, Verification
+from reports.data import BASELINE_LABELS, CurrentState, ForecastTable, SeasonalOutlookTable, SstMap, Verification
 
 DPI = 100
 WIDTH_IN = 7.6
@@ -274,4 +274,38 @@ def reliability_png(verification: Verification) -> bytes:
     handles, labels = axes[0].get_legend_handles_labels()
     bars = fig.axes[-1].get_legend_handles_labels()  # the count axis of the last panel
     fig.legend(handles + bars[0], labels + bars[1], loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    return _png(fig)
+
+
+def seasonal_outlook_png(outlook: SeasonalOutlookTable, climatology: pd.DataFrame | None = None) -> bytes:
+    """CPC's familiar outlook chart: for each of the nine seasons three bars, the probability (%) of La Niña
+    (blue), neutral (grey) and El Niño (red) of the season's 3-month mean of the phase index, each labelled;
+    with ``climatology`` (phase frequencies per calendar month, :func:`enso.verify.phase_climatology`) a short
+    black dash on each bar marks the climatological probability of that phase for the season's centre month."""
+    seasons = outlook.seasons
+    centres = to_periods(seasons["first_month"]) + 1
+    x = np.arange(len(seasons))
+    width = 0.27
+    fig = _figure(3.3)
+    ax = fig.add_subplot()
+    for k, phase in enumerate(PHASES):
+        where = x + (k - 1) * width
+        values = 100.0 * seasons[f"p_{phase}"].to_numpy(dtype=np.float64)
+        ax.bar(where, values, width=width * 0.92, color=PHASE_COLOURS[phase], label=PHASE_NAMES[phase], zorder=2)
+        for xi, value in zip(where, values):
+            ax.annotate(f"{value:.0f}", xy=(xi, value), xytext=(0, 2), textcoords="offset points", ha="center",
+                        fontsize=6.5, color="#404040")
+        if climatology is not None:
+            expected = 100.0 * climatology.loc[centres.month, phase].to_numpy(dtype=np.float64)
+            ax.hlines(expected, where - width / 2, where + width / 2, colors="black", linestyles="-",
+                      linewidth=1.2, zorder=3, label="climatology" if k == 0 else None)
+    ax.set_xticks(x, [f"{label}\n{centre.year}" for label, centre in zip(seasons["season_label"], centres)],
+                  fontsize=8)
+    ax.set_xlabel("season (3-month mean)")
+    ax.set_ylabel("probability (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title(f"ENSO phase of the {outlook.phase_index_label} by season, forecast from {outlook.init_month}",
+                 fontsize=9)
+    ax.grid(axis="y", alpha=0.3, zorder=0)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=8, frameon=False, ncols=4)
     return _png(fig)

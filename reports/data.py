@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from enso.config import DEFAULT_COBE_BASE_URL, DEFAULT_INDEX_URL
-from enso.months import Month, month_range, to_period, to_periods
+from enso.months import Month, from_period, month_range, to_period, to_periods
 from enso.nino34 import DEFAULT_BASE_PERIOD, PHASE_INDEX_LABELS, PHASE_THRESHOLD, PHASES, oni, phases_of
 
 if TYPE_CHECKING:
@@ -52,6 +52,9 @@ OUTCOME_COLUMNS: tuple[str, ...] = ("init_month", "lead", "target_month", "forec
                                     "observed_anomaly", "forecast_phase", "observed_phase")
 #: Columns of a reliability table (per phase and forecast-probability bin).
 RELIABILITY_COLUMNS: tuple[str, ...] = ("phase", "bin_centre", "mean_probability", "observed_frequency", "count")
+#: Columns of a seasonal outlook table, one row per season (as :func:`enso.outlook.seasonal_outlook` gives them).
+SEASONAL_OUTLOOK_COLUMNS: tuple[str, ...] = ("season", "season_label", "first_month", "last_month", "mean", "sd",
+                                             "p_la_nina", "p_neutral", "p_el_nino")
 #: Baseline forecasters the report knows by name (others are shown as named).
 BASELINE_LABELS: dict[str, str] = {
     "persistence": "Persistence",
@@ -116,7 +119,7 @@ class ProvisionalNote:
 
 
 @dataclass(frozen=True)
-class ModelInfo:
+class ReportModel:
     """The model that made the forecast, and the periods it was built on."""
 
     version: str
@@ -223,7 +226,45 @@ class ForecastTable:
 
     @property
     def target_months(self) -> list[Month]:
-        return [Month.parse(str(p)) for p in self.leads["target_month"]]
+        return [from_period(p) for p in self.leads["target_month"]]
+
+
+@dataclass(frozen=True)
+class SeasonalOutlookTable:
+    """A forecast's CPC-style seasonal outlook: a row per season with :data:`SEASONAL_OUTLOOK_COLUMNS`.
+
+    Season s covers ``first_month`` = init + s .. ``last_month`` = init + s + 2
+    (monthly Periods); ``mean`` and ``sd`` (°C) are of the 3-month mean of
+    ``phase_index`` (``roni`` or ``oni``), the probabilities its phases'.
+    """
+
+    init_month: Month
+    phase_index: str
+    seasons: pd.DataFrame
+
+    def __post_init__(self) -> None:
+        where = f"seasonal outlook from {self.init_month}"
+        missing = [c for c in SEASONAL_OUTLOOK_COLUMNS if c not in self.seasons.columns]
+        if missing:
+            raise ValueError(f"{where}: lacks columns {missing}")
+        if self.phase_index not in PHASE_INDEX_LABELS:
+            raise ValueError(f"{where}: phase index {self.phase_index!r}, expected one of "
+                             f"{', '.join(PHASE_INDEX_LABELS)}")
+        seasons = self.seasons["season"].to_numpy()
+        if len(seasons) == 0 or np.any(np.diff(seasons) <= 0) or seasons[0] < 1:
+            raise ValueError(f"{where}: seasons must be positive and ascending, got {[int(s) for s in seasons]}")
+        first = to_periods(self.seasons["first_month"])
+        if not first.equals(pd.PeriodIndex([to_period(self.init_month + int(s)) for s in seasons])):
+            raise ValueError(f"{where}: first months {list(map(str, first))} are not init month + season")
+        sums = self.seasons[["p_la_nina", "p_neutral", "p_el_nino"]].sum(axis=1).to_numpy()
+        if np.any(np.abs(sums - 1.0) > 1e-6):
+            raise ValueError(f"{where}: phase probabilities do not sum to 1 in seasons "
+                             f"{[int(s) for s in seasons[np.abs(sums - 1.0) > 1e-6]]}")
+
+    @property
+    def phase_index_label(self) -> str:
+        """``RONI`` or ``ONI``: the index whose 3-month means the outlook forecasts."""
+        return PHASE_INDEX_LABELS[self.phase_index]
 
 
 @dataclass(frozen=True)
@@ -253,7 +294,10 @@ class Verification:
     ``reliability`` the model's reliability table per phase over the same
     forecasts, all leads pooled (:data:`RELIABILITY_COLUMNS`);
     ``reference_climatology`` says which months the phase frequencies of the
-    RPSS and Brier-skill reference (the climatology baseline) come from.
+    RPSS and Brier-skill reference (the climatology baseline) come from. The
+    seasonal outlook's scores are rows of ``scores`` with metrics ``seasonal_*``
+    whose ``lead`` is the season (:mod:`db.verification`);
+    ``seasonal_reliability`` is its reliability table, all seasons pooled.
     """
 
     scores: pd.DataFrame
@@ -264,6 +308,7 @@ class Verification:
     contingency_lead: int | None = None
     reliability: pd.DataFrame | None = None
     reference_climatology: str = ""
+    seasonal_reliability: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         missing = [c for c in SCORE_COLUMNS if c not in self.scores.columns]
@@ -281,18 +326,28 @@ class Verification:
         if table is not None and (list(table.index) != list(PHASES) or list(table.columns) != list(PHASES)):
             raise ValueError(f"contingency table over {self.period}: rows and columns must be {PHASES} "
                              "(rows forecast, columns observed)")
-        if self.reliability is not None:
-            missing = [c for c in RELIABILITY_COLUMNS if c not in self.reliability.columns]
+        for what, reliability in (("reliability", self.reliability),
+                                  ("seasonal reliability", self.seasonal_reliability)):
+            if reliability is None:
+                continue
+            missing = [c for c in RELIABILITY_COLUMNS if c not in reliability.columns]
             if missing:
-                raise ValueError(f"reliability table over {self.period}: lacks columns {missing}")
-            unknown = set(self.reliability["phase"]) - set(PHASES)
+                raise ValueError(f"{what} table over {self.period}: lacks columns {missing}")
+            unknown = set(reliability["phase"]) - set(PHASES)
             if unknown:
-                raise ValueError(f"reliability table over {self.period}: unknown phases {sorted(map(str, unknown))}")
+                raise ValueError(f"{what} table over {self.period}: unknown phases {sorted(map(str, unknown))}")
 
     @property
     def has_reliability(self) -> bool:
         """Whether the model's reliability table has a populated bin."""
         return self.reliability is not None and bool((self.reliability["count"] > 0).any())
+
+    @property
+    def has_seasonal_scores(self) -> bool:
+        """Whether the model's seasonal outlooks were scored (a ``seasonal_rpss`` row of the model)."""
+        rows = self.scores[(self.scores["metric"] == "seasonal_rpss")
+                           & (self.scores["forecaster"] == self.model_forecaster)]
+        return bool(rows["value"].notna().any())
 
     def by_lead(self, metric: str) -> pd.DataFrame:
         """One metric over all target months: rows lead, one column per forecaster (NaN where missing)."""
@@ -328,12 +383,14 @@ class ReportData:
     is now observed (:data:`OUTCOME_COLUMNS`; ``observed_phase`` None while
     provisional). ``stale_inputs`` (a banner at the top) are the inputs that were
     beyond their provider's usual publication day when the report was made.
+    ``seasonal_outlook`` is the forecast's CPC-style outlook (None when none is
+    stored, e.g. a model that states no ONI spread).
     """
 
     init_month: Month
     issued_at: dt.datetime
     sources: tuple[SourceCutoff, ...]
-    model: ModelInfo
+    model: ReportModel
     current: CurrentState
     forecast: ForecastTable
     method: MethodInfo = field(default_factory=MethodInfo)
@@ -346,12 +403,15 @@ class ReportData:
     outcomes: pd.DataFrame | None = None
     provisional: tuple[ProvisionalNote, ...] = ()
     stale_inputs: tuple[StaleInput, ...] = ()
+    seasonal_outlook: SeasonalOutlookTable | None = None
 
     def __post_init__(self) -> None:
         if self.issued_at.tzinfo is None:
             raise ValueError(f"report {self.init_month}: issued_at must be timezone-aware (UTC)")
         if self.forecast.init_month != self.init_month:
             raise ValueError(f"report {self.init_month}: forecast is from {self.forecast.init_month}")
+        if self.seasonal_outlook is not None and self.seasonal_outlook.init_month != self.init_month:
+            raise ValueError(f"report {self.init_month}: seasonal outlook is from {self.seasonal_outlook.init_month}")
         if self.outcomes is not None:
             missing = [c for c in OUTCOME_COLUMNS if c not in self.outcomes.columns]
             if missing:
@@ -426,6 +486,13 @@ def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
     :func:`dataclasses.replace`).
     """
     from enso.baselines import Climatology, DampedPersistence, Persistence, causal_base, gaussian_phase_probabilities
+    from enso.outlook import (
+        RelativeOffset,
+        climatological_outlook,
+        outlook_forecast_frame,
+        seasonal_outlook,
+        seasonal_scores,
+    )
     from enso.synthetic import synthetic_climate
     from enso.verify import attach_observations, contingency_table, forecast_frame, phase_reliability, score_table
 
@@ -453,6 +520,12 @@ def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
     rng = np.random.default_rng(seed + 1)
     leads = np.arange(1, 13)
     spread = 0.2 + 0.07 * leads  # the example model's error standard deviation by lead
+    # Its seasonal outlook of RONI: an ONI error sd per (target month, lead), the observed offset ONI - RONI.
+    oni_spread = np.tile(0.8 * spread, (12, 1))
+    offset = RelativeOffset.observed(observed, relative["relative_anomaly"].loc[:to_period(init)].round(2))
+
+    def outlook_of(frame: pd.DataFrame) -> pd.DataFrame:
+        return seasonal_outlook(frame, oni_spread, phase_index="roni", offset=offset)
 
     def model_frame(inits: pd.PeriodIndex) -> pd.DataFrame:
         start = damped.predict(truth, inits)["nino34_anomaly"].to_numpy().reshape(inits.size, leads.size)
@@ -494,6 +567,11 @@ def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
         for name, frame in frames.items():
             scored = score_table(attach_observations(frame, observed, phase), reference.frequencies)
             parts.append(scored.assign(forecaster=name))
+        seasons = outlook_forecast_frame(outlook_of(frames[model_version]), roni_series, phase)
+        seasons = seasons[seasons["observed_phase"].notna().to_numpy()]
+        parts += [seasonal_scores(seasons, reference.frequencies).assign(forecaster=model_version),
+                  seasonal_scores(climatological_outlook(seasons, reference.frequencies), reference.frequencies)
+                  .assign(forecaster="climatology")]
         scores = pd.concat(parts, ignore_index=True)[list(SCORE_COLUMNS)]
         joined = attach_observations(frames[model_version], observed, phase)
         lead1 = joined.query("lead == 1")
@@ -504,7 +582,9 @@ def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
             reliability=phase_reliability(joined[["p_la_nina", "p_neutral", "p_el_nino"]].to_numpy(),
                                           joined["observed_phase"].to_numpy(object)),
             reference_climatology=f"observed phase frequencies per calendar month over "
-                                  f"{reference_years[0]}-01 to {reference_years[1]}-12")
+                                  f"{reference_years[0]}-01 to {reference_years[1]}-12",
+            seasonal_reliability=phase_reliability(seasons[["p_la_nina", "p_neutral", "p_el_nino"]].to_numpy(),
+                                                   seasons["observed_phase"].to_numpy(object)))
         previous = forecast_table(init - 1)
         past = pd.concat([model_frame(to_periods([target - k])).query(f"lead == {k}")
                           for target in (init - 1, init) for k in (1, 3, 6)])
@@ -533,11 +613,12 @@ def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
         SourceCutoff("JMA COBE-SST monthly SST grids (cobe-sst v1)", init, DEFAULT_COBE_BASE_URL, "9c0e" * 16,
                      downloaded),
     )
-    model = ModelInfo(version=model_version, preset="small", training=training, selection=selection,
-                      is_champion=with_history, sst_source="cobe",
-                      created_at=dt.datetime(2024, 1, 3, 12, 0, tzinfo=dt.timezone.utc),
-                      data_fingerprint="b7c1" * 16)
+    model = ReportModel(version=model_version, preset="small", training=training, selection=selection,
+                        is_champion=with_history, sst_source="cobe",
+                        created_at=dt.datetime(2024, 1, 3, 12, 0, tzinfo=dt.timezone.utc),
+                        data_fingerprint="b7c1" * 16)
     forecast = forecast_table(init)
+    outlook = outlook_of(forecast.leads.assign(init_month=to_period(init)))
     pacific_lat = (climate.lat >= -30) & (climate.lat <= 30)
     pacific_lon = (climate.lon >= 100) & (climate.lon <= 300)
     now = _example_anomaly_map(climate, init, base)[np.ix_(pacific_lat, pacific_lon)]
@@ -555,5 +636,6 @@ def example_report_data(*, init_month: Month | str = "2025-12", seed: int = 8,
         predicted_map=SstMap(init + 1, lat, lon, (now + after) / 2, f"Predicted SST anomaly, {init + 1} (lead 1)"),
         verification=verification, outcomes=outcomes,
         provisional=(ProvisionalNote(init, "SST grids of the newest month are preliminary and may be revised"),),
+        seasonal_outlook=SeasonalOutlookTable(init, "roni", outlook.drop(columns=["init_month", "phase_index"])),
     )
 

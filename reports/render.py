@@ -36,8 +36,11 @@ PHASE_LABELS = {"la_nina": "La Niña", "neutral": "Neutral", "el_nino": "El Niñ
 HIGHER_IS_BETTER = {"acc": True, "rmse": False}
 #: Probabilistic scores shown in their own tables (not counted as shortfalls), and which direction is better.
 PROBABILISTIC_HIGHER_IS_BETTER = {"crps": False, "bss_la_nina": True, "bss_neutral": True, "bss_el_nino": True}
+#: The seasonal outlook's scores shown (by season), and which direction is better.
+SEASONAL_HIGHER_IS_BETTER = {"seasonal_rpss": True, "seasonal_rps": False}
 METRIC_LABELS = {"acc": "ACC", "rmse": "RMSE", "crps": "CRPS (°C)", "bss_la_nina": "Brier skill score, La Niña",
-                 "bss_neutral": "Brier skill score, neutral", "bss_el_nino": "Brier skill score, El Niño"}
+                 "bss_neutral": "Brier skill score, neutral", "bss_el_nino": "Brier skill score, El Niño",
+                 "seasonal_rpss": "Seasonal RPSS", "seasonal_rps": "Seasonal RPS"}
 
 
 @dataclass(frozen=True)
@@ -200,10 +203,10 @@ def _skill_tables(verification: Verification, metrics: dict[str, bool] | None = 
     return tables
 
 
-def _reliability_summary(verification: Verification, min_count: int = 10) -> list[dict[str, object]]:
-    """Per phase: the largest gap between observed frequency and forecast probability over bins of at least
-    ``min_count`` forecasts, whether it is within :data:`enso.verify.RELIABILITY_TOLERANCE`, and the cases."""
-    table = verification.reliability
+def _reliability_summary(table: pd.DataFrame | None, min_count: int = 10) -> list[dict[str, object]]:
+    """Per phase of a reliability table: the largest gap between observed frequency and forecast probability over
+    bins of at least ``min_count`` forecasts, whether it is within :data:`enso.verify.RELIABILITY_TOLERANCE`, and
+    the cases."""
     if table is None:
         return []
     rows = []
@@ -213,6 +216,26 @@ def _reliability_summary(verification: Verification, min_count: int = 10) -> lis
         rows.append({"phase": phase, "gap": gap, "within": bool(np.isfinite(gap) and gap <= RELIABILITY_TOLERANCE),
                      "bins": int((mine["count"] >= min_count).sum()), "n": int(mine["count"].sum()),
                      "min_count": min_count})
+    return rows
+
+
+def _seasonal_rows(data: ReportData) -> list[dict[str, object]]:
+    """One row per season of the seasonal outlook: its label and months, mean and sd, probabilities (with the
+    climatological ones of its centre month where known)."""
+    if data.seasonal_outlook is None:
+        return []
+    rows = []
+    for _, row in data.seasonal_outlook.seasons.iterrows():
+        first, last = to_period(row["first_month"]), to_period(row["last_month"])
+        probs = [float(row[f"p_{p}"]) for p in PHASES]
+        clim = (data.phase_climatology.loc[(first + 1).month, list(PHASES)].to_numpy(dtype=np.float64).tolist()
+                if data.phase_climatology is not None else None)
+        rows.append({
+            "season": int(row["season"]), "label": f"{row['season_label']} {(first + 1).year}",
+            "months": f"{month_name(first)} to {month_name(last)}", "mean": row["mean"], "sd": row["sd"],
+            "probabilities": list(zip(PHASES, probs, bar_widths(probs))),
+            "climatology": list(zip(PHASES, clim, bar_widths(clim))) if clim is not None else None,
+        })
     return rows
 
 
@@ -265,6 +288,8 @@ def _charts(data: ReportData) -> dict[str, bytes]:
         images["map_observed.png"] = charts.sst_map_png(data.observed_map, limit)
     if data.predicted_map is not None:
         images["map_predicted.png"] = charts.sst_map_png(data.predicted_map, limit)
+    if data.seasonal_outlook is not None:
+        images["seasonal_outlook.png"] = charts.seasonal_outlook_png(data.seasonal_outlook, data.phase_climatology)
     if data.verification is not None:
         images["skill_by_lead.png"] = charts.skill_by_lead_png(data.verification)
         if (data.verification.scores["target_calendar_month"] > 0).any():
@@ -293,7 +318,12 @@ def _render_html(data: ReportData, images: dict[str, bytes], image_src: Callable
         skill_tables=_skill_tables(verification) if verification is not None else [],
         probabilistic_tables=(_skill_tables(verification, PROBABILISTIC_HIGHER_IS_BETTER, need_model=False)
                               if verification is not None else []),
-        reliability_rows=_reliability_summary(verification) if verification is not None else [],
+        reliability_rows=_reliability_summary(verification.reliability) if verification is not None else [],
+        seasonal_rows=_seasonal_rows(data),
+        seasonal_tables=(_skill_tables(verification, SEASONAL_HIGHER_IS_BETTER)
+                         if verification is not None and verification.has_seasonal_scores else []),
+        seasonal_reliability_rows=(_reliability_summary(verification.seasonal_reliability)
+                                   if verification is not None else []),
         reliability_tolerance=RELIABILITY_TOLERANCE,
         contingency=_contingency(verification) if verification is not None else None,
         outcomes=_outcome_rows(data),
@@ -338,6 +368,14 @@ def summary_text(data: ReportData) -> str:
         probs = " / ".join(percent(row[f"p_{p}"]) for p in PHASES)
         lines.append(f"  lead {int(row['lead']):>2}  {to_period(row['target_month'])}  "
                      f"{signed(row['nino34_anomaly']):>6}  {phase_label(row['phase']):<8}  {probs}")
+    if data.seasonal_outlook is not None:
+        outlook = data.seasonal_outlook
+        lines += ["", f"Seasonal outlook (CPC style; {outlook.phase_index_label} 3-month mean °C, "
+                      "P(La Niña / neutral / El Niño)):"]
+        for _, row in outlook.seasons.iterrows():
+            probs = " / ".join(percent(row[f"p_{p}"]) for p in PHASES)
+            lines.append(f"  {row['season_label']} {(to_period(row['first_month']) + 1).year}  "
+                         f"{signed(row['mean']):>6}  {probs}")
     model = data.model
     lines += ["", f"Model {model.version} ({model.status_text}), trained on {model.training}."]
     if data.verification is None:

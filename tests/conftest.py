@@ -24,7 +24,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 from db.engine import make_engine, opened_engine  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.schema import Base  # noqa: E402
-from db.scratch import session_database  # noqa: E402
+from tests.pgcluster import session_database  # noqa: E402
 
 
 @pytest.fixture(scope="session")

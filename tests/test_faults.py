@@ -15,7 +15,7 @@ from db.engine import make_engine
 from db.ingest import backfill, ingest_index
 from db.migrate import upgrade
 from db.schema import Forecast, IngestLog, Report, SstGrid
-from db.scratch import throwaway_cluster
+from tests.pgcluster import throwaway_cluster
 from enso.config import Settings
 from enso.mirror import MirrorServer, write_mirror
 from enso.months import Month

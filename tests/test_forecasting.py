@@ -9,8 +9,8 @@ from sqlalchemy import func, select, text
 
 from db import registry, store
 from db.engine import make_engine
+from db.forecast_rows import load_forecasts
 from db.forecasting import forecast, hindcast
-from db.forecasts import load_forecasts
 from db.schema import Forecast
 from enso.months import Month
 

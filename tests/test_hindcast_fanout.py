@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from db.engine import opened_engine
-from db.forecasts import load_forecasts
+from db.forecast_rows import load_forecasts
 from tests.conftest import process_worker, worker_env
 
 REPO = Path(__file__).resolve().parent.parent

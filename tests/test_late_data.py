@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Iterator
 from uuid import UUID
@@ -124,8 +125,6 @@ def _later_run(client, state_message: str):  # type: ignore[no-untyped-def]
 
 
 def _wait_final(client, run_id: UUID, seconds: float = 600):  # type: ignore[no-untyped-def]
-    import time
-
     deadline = time.monotonic() + seconds
     while True:
         run = client.read_flow_run(run_id)
@@ -181,6 +180,11 @@ def test_data_never_published_fails_the_last_run_with_one_alert(monthly_worker: 
             tags=FlowRunFilterTags(all_=["enso:data-wait=2"])))
     assert last.state.is_failed() and "giving up" in last.state.message
     assert scheduled_after == [], "ENSO_MONTHLY_RETRIES=1: no third run"
+    # The failure hook mails from the worker once the run is Failed: the state can be read a moment before.
+    deadline = time.monotonic() + 60
+    while not monthly_worker.messages and time.monotonic() < deadline:
+        time.sleep(1)
+    time.sleep(3)  # a second alert, if one were coming, would be here by now
     assert len(monthly_worker.messages) == 1
     alert = monthly_worker.messages[0]
     assert alert["Subject"].strip() == f"ENSO monthly run Failed (init month {LATE}): {last.name}"

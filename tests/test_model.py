@@ -281,6 +281,32 @@ def test_linear_base_is_a_ridge_on_training_eofs_that_never_sees_later_months(
         assert np.array_equal(stats[key], other[key])
 
 
+def test_linear_base_seasonal_persistence_terms_and_older_presets() -> None:
+    """Persistence x sin/cos of the init month follow the PCs and persistence; a preset stored before the
+    option existed (no ``ridge_seasonal`` key) rebuilds exactly the features it was trained with."""
+    rng = np.random.default_rng(3)
+    field = rng.normal(size=(40, 2, 3)).astype(np.float32)
+    land = np.zeros((2, 3), dtype=bool)
+    patterns = rng.normal(size=(4, 6))
+    window = np.stack([np.arange(m, m + 3) for m in range(30)])
+    persistence = rng.normal(size=30)
+    calendar = np.arange(30) % 12
+    plain = base.features(field, window, persistence, land, patterns, lags=2)
+    seasonal = base.features(field, window, persistence, land, patterns, lags=2, init_calendar=calendar)
+    assert plain.shape == (30, 2 * 4 + 1) and seasonal.shape == (30, 2 * 4 + 3)
+    assert np.array_equal(seasonal[:, :9], plain)
+    angle = 2 * np.pi * calendar / 12
+    assert np.allclose(seasonal[:, 9], persistence * np.sin(angle))
+    assert np.allclose(seasonal[:, 10], persistence * np.cos(angle))
+    # January inits (calendar 0): the sine term vanishes and the cosine term is persistence itself.
+    assert np.allclose(seasonal[calendar == 0, 9], 0) and np.allclose(seasonal[calendar == 0, 10],
+                                                                       persistence[calendar == 0])
+    assert PRESETS["cpu-small"].design.ridge_seasonal and PRESETS["cpu-small"].design.ridge_eofs == 16
+    stored = PRESETS["cpu-small"].to_dict()
+    del stored["design"]["ridge_seasonal"]
+    assert Preset.from_dict(stored).design.ridge_seasonal is False
+
+
 # --------------------------------------------------------------------------- training
 
 def test_training_on_synthetic_data_learns_and_records_its_provenance(tiny_model: TrainedModel) -> None:

@@ -62,6 +62,7 @@ def test_retraining_is_due_only_without_a_recent_model(monthly_settings) -> None
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM forecast"))
         conn.execute(text("DELETE FROM forecast_grid"))
+        conn.execute(text("DELETE FROM seasonal_outlook"))
         conn.execute(text("DELETE FROM model"))
     assert retraining_due.fn() == "no model in the registry yet"
 

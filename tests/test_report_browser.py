@@ -84,7 +84,8 @@ def test_report_loads_nothing_but_itself(seen, hostile_report) -> None:
 def test_report_draws_its_charts_and_is_not_blank(seen, hostile_report, tmp_path: Path) -> None:
     rendered, _ = hostile_report
     assert set(rendered.images) == {"history.png", "plume.png", "map_observed.png", "map_predicted.png",
-                                    "skill_by_lead.png", "skill_heatmap.png", "reliability.png"}
+                                    "skill_by_lead.png", "skill_heatmap.png", "reliability.png",
+                                    "seasonal_outlook.png"}
     assert len(seen["images"]) == len(rendered.images)
     assert all(complete and width > 0 and height > 0 for complete, width, height in seen["images"])
     shot = Image.open(io.BytesIO(seen["screenshot"])).convert("L")

@@ -333,3 +333,55 @@ def test_example_command_writes_a_report(tmp_path, capsys) -> None:
     html = out.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "No verified forecasts yet" in html
     assert re.search(r"wrote .*example\.html \(\d+ kB, \d charts\)", capsys.readouterr().out)
+
+
+def test_the_seasonal_outlook_section_has_cpcs_bar_chart_and_a_row_per_season(data: ReportData, rendered) -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    outlook = data.seasonal_outlook
+    assert outlook is not None and outlook.phase_index == "roni" and len(outlook.seasons) == 9
+    png = rendered.images["seasonal_outlook.png"]
+    assert Image.open(BytesIO(png)).size[0] >= 700
+    assert 'alt="Seasonal outlook: probabilities of La Niña, neutral and El Niño by 3-month season"' in rendered.html
+    text = _text(rendered.html)
+    headings = ["Forecast", "Seasonal outlook (CPC style)", "Sea surface temperature anomalies"]
+    positions = [text.find(h) for h in headings]
+    assert all(p >= 0 for p in positions) and positions == sorted(positions), dict(zip(headings, positions))
+    section = text[positions[1]:positions[2]]
+    assert "3-month mean of the RONI" in section
+    clim = data.phase_climatology
+    for _, row in outlook.seasons.iterrows():
+        centre = row["first_month"] + 1
+        cells = f"{row['season_label']} {centre.year} {row['first_month'].strftime('%b %Y')} to " \
+                f"{row['last_month'].strftime('%b %Y')} {row['mean']:+.2f} {row['sd']:.2f}"
+        assert cells in section, cells
+        assert f"{100 * row['p_el_nino']:.0f} % clim {100 * clim.at[centre.month, 'el_nino']:.0f} %" in section
+    assert "Seasonal outlook (CPC style; RONI 3-month mean" in summary_text(data)
+
+
+def test_the_verification_shows_the_seasonal_rpss_by_season_and_its_reliability(data: ReportData, rendered) -> None:
+    text = _text(rendered.html)
+    start = text.find("Seasonal outlook (CPC style): RPSS and reliability")
+    assert start > text.find("Reliability of the phase probabilities") > 0
+    rpss = data.verification.by_lead("seasonal_rpss")
+    assert list(rpss.index) == list(range(1, 10))
+    model_row = " ".join(f"{v:.2f}" for v in rpss[data.verification.model_forecaster])
+    assert f"Seasonal RPSS by season (higher is better) 1 2 3 4 5 6 7 8 9 Model {model_row} Climatology 0.00" \
+        in text[start:]
+    assert "Seasonal reliability, phase" in text[start:]
+
+
+def test_a_report_without_a_seasonal_outlook_says_so(data: ReportData) -> None:
+    from reports.data import SeasonalOutlookTable
+
+    rendered = render_report(replace(data, seasonal_outlook=None))
+    assert "seasonal_outlook.png" not in rendered.images
+    assert "No seasonal outlook is stored for this forecast" in _text(rendered.html)
+    seasons = data.seasonal_outlook.seasons
+    earlier = seasons.assign(first_month=seasons["first_month"] - 1, last_month=seasons["last_month"] - 1)
+    with pytest.raises(ValueError, match="seasonal outlook is from 2025-11"):
+        replace(data, seasonal_outlook=SeasonalOutlookTable(Month.parse("2025-11"), "roni", earlier))
+    with pytest.raises(ValueError, match="not init month \\+ season"):
+        SeasonalOutlookTable(Month.parse("2025-10"), "roni", earlier)

@@ -82,7 +82,7 @@ def test_wait_without_any_model_fails(pool_without_gpu: dict, monkeypatch: pytes
     from flows.train import RetrainUnavailable
 
     with opened_engine(pool_without_gpu["url"]) as engine, engine.begin() as conn:
-        for table in ("forecast", "forecast_grid", "verification_score", "report", "model"):
+        for table in ("forecast", "forecast_grid", "seasonal_outlook", "verification_score", "report", "model"):
             conn.execute(text(f"DELETE FROM {table}"))
     monkeypatch.setenv("ENSO_RETRAIN_FALLBACK", "wait")
     with pytest.raises(RetrainUnavailable, match="no model to keep.*ENSO_RETRAIN_FALLBACK=cpu"):

@@ -174,7 +174,8 @@ def test_failed_check_keeps_the_old_file(server: Server, tmp_path: Path) -> None
     dest.write_bytes(b"old")
 
     def check(path: Path) -> None:
-        assert path.parent == tmp_path and path != dest and path.read_bytes() == b"<html>maintenance</html>"
+        # the temporary file: dest's name, in a private folder beside it (enso.files.atomic_write)
+        assert path.parent.parent == tmp_path and path != dest and path.read_bytes() == b"<html>maintenance</html>"
         raise InvalidFile(str(path), Month.of(2020, 1), "not GRIB")
 
     with pytest.raises(InvalidFile, match="not GRIB"):

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from db.engine import make_engine
 from db.roles import grant_analyst
-from db.schema import Base, Forecast, IndexValue, IndexVintage, Model
+from db.schema import Base, Forecast, IndexValue, IndexVintage, Model, SeasonalOutlook
 from enso.months import Month
 from enso.nino34 import phase_of
 
@@ -76,9 +76,13 @@ def analyst(pg_url: str) -> Iterator[Analyst]:
         owner.dispose()
 
 
+def outlook_p_el_nino(init: Month, season: int) -> float:
+    return round(0.05 * season + 0.01 * INITS.index(init), 3)
+
+
 def insert_rows(engine: Engine) -> None:
-    """A model, index vintages (Niño 3.4 and CPC's relative index) with three observed months, and three init
-    months of forecasts."""
+    """A model, index vintages (Niño 3.4 and CPC's relative index) with three observed months, three init
+    months of forecasts, and the seasonal outlooks of the last two."""
     now = dt.datetime(2024, 12, 10, tzinfo=dt.timezone.utc)
     with engine.begin() as conn:
         conn.execute(insert(Model).values(
@@ -111,6 +115,13 @@ def insert_rows(engine: Engine) -> None:
                              "p_neutral": 0.3, "p_el_nino": 0.2, "phase": phase_of(anomaly),
                              "base_period": "1991-2020", "created_at": now + dt.timedelta(days=i)})
         conn.execute(insert(Forecast), rows)
+        conn.execute(insert(SeasonalOutlook), [
+            {"model_version": "m1", "kind": "operational", "init_month": init.first_day, "season": s,
+             "season_label": "XYZ", "first_month": (init + s).first_day, "last_month": (init + s + 2).first_day,
+             "phase_index": "roni", "mean": 0.1 * s, "sd": 0.4, "p_la_nina": 0.2,
+             "p_neutral": round(0.8 - outlook_p_el_nino(init, s), 3), "p_el_nino": outlook_p_el_nino(init, s),
+             "created_at": now + dt.timedelta(days=i)}
+            for i, init in enumerate(INITS) if i > 0 for s in range(1, 10)])
 
 
 def example_queries() -> dict[str, str]:
@@ -251,6 +262,10 @@ def test_example_queries_answer_as_the_analyst(analyst: Analyst, engine: Engine)
     disagree = run_as(analyst, queries["oni_and_roni.sql"])
     assert [(r["month"], r["oni"], r["oni_phase"], r["roni"], r["roni_phase"], r["roni_from"]) for r in disagree] == [
         (Month.of(2024, 10).first_day, -0.3, "neutral", -0.6, "la_nina", "relative")]
+
+    outlook = run_as(analyst, queries["seasonal_outlook.sql"])
+    assert [(r["init_month"], r["season"], r["first_month"], r["el_nino_pct"]) for r in outlook] == [
+        (newest.first_day, s, (newest + s).first_day, round(100 * outlook_p_el_nino(newest, s))) for s in range(1, 10)]
 
     skill = run_as(analyst, queries["skill_by_lead.sql"])
     assert [r["lead_months"] for r in skill] == list(LEADS)

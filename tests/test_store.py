@@ -140,7 +140,7 @@ def test_migrating_a_store_keeps_its_index_as_the_newest_vintage_and_back(dialec
     from alembic import command
 
     from db.migrate import alembic_config
-    from db.scratch import session_database
+    from tests.pgcluster import session_database
 
     with (session_database() if dialect == "postgresql" else nullcontext(f"sqlite:///{tmp_path / 's.sqlite'}")) as url:
         upgrade(url, "0004")
@@ -209,7 +209,7 @@ def _forecast_frame(init: str, spread: list[float] | None) -> pd.DataFrame:
 def test_forecasts_store_their_gaussian_spread_or_null(engine) -> None:
     """forecast.nino34_anomaly_sd (migration 0009): written when the frame has it (NaN as NULL), NULL when not,
     shown by the views; a spread that is not positive is refused."""
-    from db.forecasts import load_forecasts, write_forecasts
+    from db.forecast_rows import load_forecasts, write_forecasts
     from db.schema import Model
 
     with engine.begin() as conn:

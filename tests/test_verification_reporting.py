@@ -42,7 +42,6 @@ from db.verification import (
     climatology_years,
     eof_base,
     load_scores,
-    newly_verifiable,
     verify,
 )
 from enso.config import Settings
@@ -233,8 +232,8 @@ def test_the_table_shows_model_and_baselines(store: Engine, template: Template) 
     assert lines[acc + 2].split()[0] == "model" and len(lines[acc + 2].split()) == 1 + 12
 
 
-def test_newly_verifiable_counts_forecasts_observed_since_the_last_verification(store: Engine,
-                                                                                template: Template) -> None:
+def test_verification_scores_observed_targets_only_and_grows_as_they_arrive(store: Engine,
+                                                                             template: Template) -> None:
     late = pd.period_range("2020-07", str(LAST), freq="M")
     observed = load_index(store)
     unobserved = observed.copy()
@@ -244,13 +243,11 @@ def test_newly_verifiable_counts_forecasts_observed_since_the_last_verification(
         append_vintage(conn, "nino34", unobserved, file, seq=observed.attrs["vintage_seq"] + 1, base_period="1991-2020")
     result = verify(store)
     assert result.n_pairs == 240 * 12 - 21  # targets 2020-07..12 from inits up to 2019-12: 6+5+4+3+2+1
-    assert newly_verifiable(store, template.version) == 0
     with store.begin() as conn:
         append_vintage(conn, "nino34", observed, file, seq=observed.attrs["vintage_seq"] + 2, base_period="1991-2020")
-    assert newly_verifiable(store, template.version) == 21
     rows = _count(store, VerificationScore)
-    verify(store)
-    assert newly_verifiable(store, template.version) == 0 and _count(store, VerificationScore) == rows
+    assert verify(store).n_pairs == 240 * 12  # the same verification, extended: its rows replaced, not added
+    assert _count(store, VerificationScore) == rows
 
 
 def test_two_models_keep_their_own_baseline_scores(store: Engine, template: Template) -> None:

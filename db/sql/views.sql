@@ -2,7 +2,8 @@
 -- latest_forecast and forecast_verification; 0005 added index_current and index_observation (the
 -- index became append-only vintages) and re-created forecast_verification on top of them; 0008
 -- added relative_index; 0009 added the forecast's Gaussian spread (nino34_anomaly_sd, °C, NULL where
--- the forecaster states none) to latest_forecast and forecast_verification.
+-- the forecaster states none) to latest_forecast and forecast_verification; 0010 added
+-- latest_seasonal_outlook (the table seasonal_outlook: CPC-style outlooks of every forecast).
 
 -- The newest operational forecast for each lead: the latest init month, and of several
 -- models for it the one written last.
@@ -57,3 +58,16 @@ WHERE c.product = 'relative'
    OR (c.product = 'relative-grids'
        AND (c.month < (SELECT min(r.month) FROM index_current r WHERE r.product = 'relative')
             OR NOT EXISTS (SELECT 1 FROM index_current r WHERE r.product = 'relative')));
+
+-- The newest operational CPC-style seasonal outlook, one row per season 1..9 (season s covers the
+-- months init + s .. init + s + 2): the latest init month, and of several models the one written
+-- last. mean and sd are °C of the 3-month mean of phase_index (RONI by default, or ONI).
+CREATE VIEW latest_seasonal_outlook AS
+SELECT s.model_version, s.init_month, s.season, s.season_label, s.first_month, s.last_month, s.phase_index,
+       s.mean, s.sd, s.p_la_nina, s.p_neutral, s.p_el_nino, s.created_at, s.flow_run_id
+FROM seasonal_outlook s
+WHERE s.kind = 'operational'
+  AND s.id = (SELECT s2.id FROM seasonal_outlook s2
+              WHERE s2.kind = 'operational' AND s2.season = s.season
+              ORDER BY s2.init_month DESC, s2.created_at DESC, s2.id DESC
+              LIMIT 1);

@@ -504,7 +504,7 @@ def base_features(preset: Preset, field: np.ndarray, stats: dict[str, np.ndarray
     design = preset.design
     assert isinstance(design, ResidualDesign)
     return base.features(field, samples.window, samples.persistence, stats["land"], stats["base_patterns"],
-                         design.ridge_lags)
+                         design.ridge_lags, samples.init_calendar if design.ridge_seasonal else None)
 
 
 def linear_base(preset: Preset, field: np.ndarray, stats: dict[str, np.ndarray], samples: Samples) -> np.ndarray:

@@ -20,7 +20,7 @@ def _conv_out(size: int, kernel: int, stride: int) -> int:
 
 
 class KeydanaNet(nn.Module):
-    """The reference network (docs/reference-method.md): 2,389,605 parameters at 115 x 360.
+    """The reference network (Keydana 2021; README, "Model, forecasts and hindcasts"): 2,389,605 parameters, 115 x 360.
 
     Outputs, from the last layer's final hidden state: the next month's SST grid
     (``conv1``), the normalised Niño 3.4 mean and the phase logits (in

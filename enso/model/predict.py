@@ -175,7 +175,7 @@ def predict(model: TrainedModel, cube: xr.DataArray, index: pd.DataFrame,
     _check_grid(model, data)
     samples = build_samples(preset, data, model.statistics, months)
     cases = forecast_cases(model, data, samples, resolve_device(device), batch_size)
-    return forecast_frame(model, data, samples, cases)
+    return model_forecast_frame(model, data, samples, cases)
 
 
 def _check_grid(model: TrainedModel, data: ModelData) -> None:
@@ -188,8 +188,10 @@ def _check_grid(model: TrainedModel, data: ModelData) -> None:
             f"{lat.size}x{lon.size} (lat {lat.min():g}..{lat.max():g}): use the SST source it was trained on")
 
 
-def forecast_frame(model: TrainedModel, data: ModelData, samples: Samples, cases: CaseForecasts) -> pd.DataFrame:
-    """The long forecast frame of :func:`predict` from :func:`forecast_cases` output."""
+def model_forecast_frame(model: TrainedModel, data: ModelData, samples: Samples, cases: CaseForecasts
+                         ) -> pd.DataFrame:
+    """The long forecast frame of :func:`predict` from a model's :func:`forecast_cases` output (its spreads and
+    phase probabilities; :func:`enso.verify.forecast_frame` builds one from plain arrays)."""
     n, n_leads = cases.nino34.shape
     target_calendar = (samples.init_calendar[:, None] + np.asarray(FORECAST_LEADS)[None, :]) % 12
     spread = (spread_at(model.statistics["anomaly_error_sd"], target_calendar).ravel()

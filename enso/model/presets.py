@@ -5,14 +5,14 @@ traced to the exact grid, network, and training recipe that produced it.
 
 Two designs exist:
 
-* :class:`KeydanaDesign` (preset ``keydana2021``): the reference method of
-  ``docs/reference-method.md``, reproduced exactly, flaws included: normalised
+* :class:`KeydanaDesign` (preset ``keydana2021``): the reference method (S. Keydana,
+  "Forecasting ENSO", RStudio AI Blog, 2021), reproduced exactly, flaws included: normalised
   absolute SST in, next-month SST grid + normalised Niño 3.4 + phase class out.
   It is trained for lead 1 only; leads 2..12 are produced by feeding the
   predicted grid back into the input window (rollout), an extension the
   reference did not publish.
 * :class:`ResidualDesign` (presets ``residual-anomaly``, ``cpu-small``,
-  ``tiny``): the improved design of ``docs/modeling-notes.md``: causally
+  ``tiny``): the improved design (README, "Model, forecasts and hindcasts"): causally
   detrended SST anomalies in, the 12 leads of the detrended Niño 3.4 anomaly out,
   as a correction of the best linear forecast (an EOF ridge per lead, fitted on
   the training period), optionally refitted on every month after selection.
@@ -41,7 +41,7 @@ class GridSpec:
 
 @dataclass(frozen=True)
 class KeydanaDesign:
-    """The reference network and loss (Keydana 2021): see ``docs/reference-method.md``."""
+    """The reference network and loss (Keydana 2021, RStudio AI Blog), as :class:`enso.model.networks.KeydanaNet`."""
 
     kind: Literal["keydana"] = "keydana"
     #: Weights of the SST-grid MSE (cells where target != 0), index MSE and phase cross-entropy.
@@ -65,9 +65,13 @@ class ResidualDesign:
     #: Standard deviation (°C) of Gaussian noise added to ocean input cells while training.
     input_noise: float = 0.3
     #: The linear base (:mod:`enso.model.base`): leading EOFs of the input field, and how many of the
-    #: window's last months enter its features. 12 and 6 were chosen on the 1980-89 selection period.
+    #: window's last months enter its features. The presets use 16 EOFs, 6 lags and the seasonal
+    #: persistence terms, chosen on three selection decades (1960s, 1970s, 1980s; never 1990-2010).
     ridge_eofs: int = 12
     ridge_lags: int = 6
+    #: Persistence times sin/cos of the init month among the base's features. The default stays False
+    #: so that models stored before the option existed rebuild the features they were trained with.
+    ridge_seasonal: bool = False
 
 
 Design = KeydanaDesign | ResidualDesign
@@ -152,9 +156,10 @@ class Preset:
 _CPU_SMALL = Preset(
     name="cpu-small",
     description="The small ConvLSTM of modeling-notes.md: 6° grid over 30°S-30°N, 2 x 8 channels, "
-                "detrended anomalies, residual over damped persistence; a few minutes on 2 CPU cores.",
+                "detrended anomalies, a correction of the EOF ridge base (16 EOFs x 6 months + seasonal "
+                "persistence); a few minutes on 2 CPU cores.",
     grid=GridSpec(lat_range=(-30.0, 30.0), resolution_deg=6.0),
-    design=ResidualDesign(),
+    design=ResidualDesign(ridge_eofs=16, ridge_seasonal=True),
     n_timesteps=6,
     hidden_channels=(8, 8),
     kernel_sizes=(3, 3),
@@ -204,7 +209,7 @@ PRESETS: dict[str, Preset] = {
                     "refit; seconds.",
         grid=GridSpec(lat_range=(-30.0, 30.0), resolution_deg=10.0),
         design=ResidualDesign(detrend_years=10, detrend_min_years=5, head_channels=2, pool_size=(2, 4),
-                              ridge_eofs=8, ridge_lags=2),
+                              ridge_eofs=8, ridge_lags=2, ridge_seasonal=True),
         n_timesteps=3,
         hidden_channels=(4,),
         kernel_sizes=(3,),

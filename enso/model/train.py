@@ -24,7 +24,6 @@ import copy
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from enso import verify
+from enso.files import atomic_write
 from enso.model.data import (ModelData, SampleTensors, Samples, build_samples, encode_field, fit_grid_damping,
                              fit_index_bias, fit_linear_base, fit_statistics, prepare_data)
 from enso.model.phases import calibrate_spread
@@ -331,7 +331,7 @@ def _record_epoch(state: dict[str, Any], net: nn.Module, preset: Preset, train_l
 
 def _save_checkpoint(path: Path, run_key: str, net: nn.Module, optimizer: torch.optim.Optimizer,
                      generator: torch.Generator, device: torch.device, state: dict[str, Any]) -> None:
-    """Write atomically: a temporary file beside the checkpoint, then os.replace."""
+    """Write atomically (:func:`enso.files.atomic_write`): a resumed run never reads half a checkpoint."""
     content = {
         "run_key": run_key,
         "net": net.state_dict(),
@@ -341,9 +341,7 @@ def _save_checkpoint(path: Path, run_key: str, net: nn.Module, optimizer: torch.
         "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
         **state,
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(content, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(content, tmp))
 
 
 def _resume(path: Path, run_key: str, net: nn.Module, optimizer: torch.optim.Optimizer,

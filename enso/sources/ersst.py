@@ -8,7 +8,7 @@ era (``minutes since 1854-01-01``, 360_day, up to 2007; ``days since
 here, without cftime, and checked against the month asked for.
 
 Versions. NCEI discontinued ERSSTv5 in 2026 and CPC moved its indices to
-ERSSTv6 (see ``data-formats.md``). v5 files were observed (``../shared``); for v6
+ERSSTv6 (README, "The sources as NOAA and JMA publish them in 2026"). v5 files were observed (``../shared``); for v6
 the folder ``/pub/data/cmb/ersst/v5/v6/`` and the names ``ersst.v6.YYYYMM.nc``
 are inferred from public scripts that download them in 2025-2026, and the
 layout (variable ``sst`` with a ``lev`` axis, 2° grid, v6 from 1850-01) from

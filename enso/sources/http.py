@@ -1,8 +1,8 @@
 """Downloading one provider file: bounded in time and size, retried, checksummed, replaced atomically.
 
 The body is streamed into a temporary file beside the destination while its
-sha256 is computed, optionally checked, then moved over the destination with
-``os.replace``: a reader sees the old file or the new one, never half of one,
+sha256 is computed, optionally checked, then flushed to disk and moved over the
+destination (:func:`enso.files.atomic_write`): a reader sees the old file or the new one, never half of one,
 and a failed download leaves the destination as it was and no temporary file.
 Safe to call from several threads at once (one temporary file per call).
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3.exceptions
 
+from enso.files import atomic_write
 from enso.months import Month
 from enso.sources import DownloadFailed, InvalidFile, NotPublished
 
@@ -316,14 +316,14 @@ class _Body:
 def _stream_to(response: requests.Response, url: str, dest: Path, check: Callable[[Path], None] | None, *,
                month: Month | None, timeout: float, max_bytes: int, give_up_at: float, deadline: float
                ) -> Downloaded:
-    """Write the body to a temporary file beside ``dest``, check it, and move it in place."""
+    """Write the body to a temporary file beside ``dest``, check it, and move it in place (:func:`atomic_write`)."""
     body = _Body(response, url, month, timeout=timeout, max_bytes=max_bytes, give_up_at=give_up_at,
                  deadline=deadline)
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    temp = Path(name)
-    try:
-        digest, size = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as out:
+    digest, size = hashlib.sha256(), 0
+
+    def write(temp: Path) -> None:
+        nonlocal size
+        with open(temp, "wb") as out:
             for chunk in body.chunks():
                 size += len(chunk)
                 if size > max_bytes:
@@ -332,11 +332,8 @@ def _stream_to(response: requests.Response, url: str, dest: Path, check: Callabl
                 digest.update(chunk)
         if check is not None:
             check(temp)
-        os.chmod(temp, 0o644)
-        os.replace(temp, dest)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+
+    atomic_write(dest, write)
     return Downloaded(url=url, path=dest, sha256=digest.hexdigest(), size=size,
                       fetched_at=datetime.now(timezone.utc), validators=_validators_of(response))
 

@@ -199,7 +199,7 @@ def parse_mcnoldy(text: str, file: str, *, with_climatology: bool = False) -> pd
     as the file's own phase. Placeholder rows to December of the final year
     (no monthly mean) are dropped. With ``with_climatology`` the table gets a
     fifth column ``climatology``: the file's NINO34_CLIM (its sliding 30-year
-    monthly mean, which the reference numbers of ``verification.md`` use).
+    monthly mean, which the reference numbers of ``tests/test_verify_golden.py`` use).
     """
     lines = text.splitlines()
     header_at = MCNOLDY_DESCRIPTION_LINES + 1

@@ -1,4 +1,7 @@
-"""Forecast rows and lead-1 anomaly grids in the store.
+"""Data access of the ``forecast`` and ``forecast_grid`` tables: forecast rows and lead-1 anomaly grids.
+
+The service that makes forecasts and hindcasts is :mod:`db.forecasting`; this
+module only reads and writes their rows.
 
 Writes replace: the rows of a (model, kind, init month) are deleted and written
 again in the caller's transaction, so reruns never duplicate and a failed run
