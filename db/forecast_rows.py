@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import xarray as xr
-from sqlalchemy import Connection, Engine, and_, delete, insert, select
+from sqlalchemy import Connection, Engine, Select, and_, delete, insert, select
 
 from db import codec
 from db.schema import FORECAST_KINDS, Forecast, ForecastGrid, utcnow
@@ -76,21 +76,29 @@ def write_forecasts(conn: Connection, frame: pd.DataFrame, *, model_version: str
     return len(rows)
 
 
+def select_rows(table: type, *, model_version: str | None = None, kind: str | None = None,
+                init_start: Month | None = None, init_end: Month | None = None) -> Select:
+    """SELECT of a table keyed by (model_version, kind, init_month) (``forecast``, ``seasonal_outlook``),
+    narrowed to a model, a kind and a range of init months where given."""
+    stmt = select(table)
+    if model_version:
+        stmt = stmt.where(table.model_version == model_version)
+    if kind:
+        stmt = stmt.where(table.kind == kind)
+    if init_start:
+        stmt = stmt.where(table.init_month >= month_date(init_start))
+    if init_end:
+        stmt = stmt.where(table.init_month <= month_date(init_end))
+    return stmt
+
+
 def load_forecasts(engine: Engine, *, model_version: str | None = None, kind: str | None = None,
                    init_start: Month | None = None, init_end: Month | None = None) -> pd.DataFrame:
     """Stored forecasts as a frame (init_month/target_month as monthly Periods, ``lead``), oldest first.
 
     ``nino34_anomaly_sd`` is a float column, NaN where no spread is stored.
     """
-    stmt = select(Forecast)
-    if model_version:
-        stmt = stmt.where(Forecast.model_version == model_version)
-    if kind:
-        stmt = stmt.where(Forecast.kind == kind)
-    if init_start:
-        stmt = stmt.where(Forecast.init_month >= month_date(init_start))
-    if init_end:
-        stmt = stmt.where(Forecast.init_month <= month_date(init_end))
+    stmt = select_rows(Forecast, model_version=model_version, kind=kind, init_start=init_start, init_end=init_end)
     with engine.connect() as conn:
         rows = conn.execute(stmt.order_by(Forecast.init_month, Forecast.lead_months)).all()
     frame = pd.DataFrame([r._asdict() for r in rows])

@@ -16,13 +16,14 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, insert
 
 from db import store
+from db.forecast_rows import select_rows
 from db.phase import DEFAULT_PHASE_INDEX, load_relative_index
 from db.schema import FORECAST_KINDS, SeasonalOutlook, utcnow
 from enso.model.trained import TrainedModel
-from enso.months import Month, to_periods
+from enso.months import Month, from_period, to_periods
 from enso.outlook import OUTLOOK_COLUMNS, RelativeOffset, seasonal_outlook
 from enso.verify import PROBABILITY_COLUMNS
 
@@ -85,24 +86,16 @@ def write_seasonal_outlook(conn: Connection, outlook: pd.DataFrame, *, model_ver
     return len(rows)
 
 
-def _date(month: object):  # type: ignore[no-untyped-def]
-    return store.month_date(Month.parse(str(month)))
+def _date(period: pd.Period):  # type: ignore[no-untyped-def]
+    return store.month_date(from_period(period))
 
 
 def load_seasonal_outlook(engine: Engine, *, model_version: str | None = None, kind: str | None = None,
                           init_start: Month | None = None, init_end: Month | None = None) -> pd.DataFrame:
     """Stored outlooks as an outlook frame (months as monthly Periods) with ``model_version``, ``kind`` and
     ``created_at``, by init month and season."""
-    stmt = select(SeasonalOutlook)
-    if model_version:
-        stmt = stmt.where(SeasonalOutlook.model_version == model_version)
-    if kind:
-        stmt = stmt.where(SeasonalOutlook.kind == kind)
-    if init_start:
-        stmt = stmt.where(SeasonalOutlook.init_month >= store.month_date(init_start))
-    if init_end:
-        stmt = stmt.where(SeasonalOutlook.init_month <= store.month_date(init_end))
-    stmt = stmt.order_by(SeasonalOutlook.model_version, SeasonalOutlook.kind, SeasonalOutlook.init_month,
+    stmt = select_rows(SeasonalOutlook, model_version=model_version, kind=kind, init_start=init_start,
+                       init_end=init_end).order_by(SeasonalOutlook.model_version, SeasonalOutlook.kind, SeasonalOutlook.init_month,
                          SeasonalOutlook.season)
     with engine.connect() as conn:
         rows = [r._asdict() for r in conn.execute(stmt).all()]
