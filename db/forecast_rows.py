@@ -10,6 +10,8 @@ leaves the previous forecast in place.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -30,6 +32,25 @@ def _month(value: object) -> Month:
     return Month.parse(str(value))
 
 
+def delete_init_months(conn: Connection, tables: Iterable[type], *, model_version: str, kind: str,
+                       init_months: Iterable[object]) -> None:
+    """Delete the rows of a model, kind and init months from tables keyed so (``forecast``, ``forecast_grid``,
+    ``seasonal_outlook``): the first half of every replacing write, in the caller's transaction."""
+    if kind not in FORECAST_KINDS:
+        raise ValueError(f"forecast kind must be one of {', '.join(FORECAST_KINDS)}, not {kind!r}")
+    dates = [month_date(m) for m in sorted({_month(m) for m in init_months})]
+    for table in tables:
+        for date in dates:
+            conn.execute(delete(table).where(and_(table.model_version == model_version, table.kind == kind,
+                                                  table.init_month == date)))
+
+
+def phase_probabilities(frame: pd.DataFrame) -> np.ndarray:
+    """(n, 3) phase probabilities of a forecast or outlook frame, each row rescaled to sum exactly 1."""
+    probabilities = frame[["p_la_nina", "p_neutral", "p_el_nino"]].to_numpy(dtype=np.float64)
+    return probabilities / probabilities.sum(axis=1, keepdims=True)
+
+
 def write_forecasts(conn: Connection, frame: pd.DataFrame, *, model_version: str, kind: str, base_period: str,
                     flow_run_id: str | None = None) -> int:
     """Replace the forecasts of every init month in ``frame`` (a :func:`enso.model.predict.predict` frame).
@@ -37,18 +58,10 @@ def write_forecasts(conn: Connection, frame: pd.DataFrame, *, model_version: str
     A frame with :data:`SPREAD_COLUMN` stores it (NaN as NULL; a spread must be
     positive); without it the column is NULL.
     """
-    if kind not in FORECAST_KINDS:
-        raise ValueError(f"forecast kind must be one of {', '.join(FORECAST_KINDS)}, not {kind!r}")
-    inits = sorted({_month(m) for m in frame["init_month"]})
+    delete_init_months(conn, (Forecast, ForecastGrid), model_version=model_version, kind=kind,
+                       init_months=frame["init_month"])
     now = utcnow()
-    for m in inits:
-        where = and_(Forecast.model_version == model_version, Forecast.kind == kind,
-                     Forecast.init_month == month_date(m))
-        conn.execute(delete(Forecast).where(where))
-        conn.execute(delete(ForecastGrid).where(ForecastGrid.model_version == model_version,
-                                                ForecastGrid.kind == kind, ForecastGrid.init_month == month_date(m)))
-    probabilities = frame[["p_la_nina", "p_neutral", "p_el_nino"]].to_numpy(dtype=float)
-    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    probabilities = phase_probabilities(frame)
     spreads = (pd.to_numeric(frame[SPREAD_COLUMN], errors="coerce").to_numpy(dtype=float) if SPREAD_COLUMN in frame
                else np.full(len(frame), np.nan))
     if (spreads[np.isfinite(spreads)] <= 0).any():

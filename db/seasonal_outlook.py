@@ -16,12 +16,12 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, delete, insert
+from sqlalchemy import Connection, Engine, insert
 
 from db import store
-from db.forecast_rows import select_rows
+from db.forecast_rows import delete_init_months, phase_probabilities, select_rows
 from db.phase import DEFAULT_PHASE_INDEX, load_relative_index
-from db.schema import FORECAST_KINDS, SeasonalOutlook, utcnow
+from db.schema import SeasonalOutlook, utcnow
 from enso.model.trained import TrainedModel
 from enso.months import Month, from_period, to_periods
 from enso.outlook import OUTLOOK_COLUMNS, RelativeOffset, seasonal_outlook
@@ -63,18 +63,12 @@ def write_seasonal_outlook(conn: Connection, outlook: pd.DataFrame, *, model_ver
     Every init month's old rows go, even when ``outlook`` has none for it (a
     model without an outlook replaces one that had). Returns the rows written.
     """
-    if kind not in FORECAST_KINDS:
-        raise ValueError(f"forecast kind must be one of {', '.join(FORECAST_KINDS)}, not {kind!r}")
-    months = sorted({Month.parse(str(m)) for m in init_months} | {Month.parse(str(m)) for m in outlook["init_month"]})
-    for month in months:
-        conn.execute(delete(SeasonalOutlook).where(SeasonalOutlook.model_version == model_version,
-                                                   SeasonalOutlook.kind == kind,
-                                                   SeasonalOutlook.init_month == store.month_date(month)))
+    delete_init_months(conn, (SeasonalOutlook,), model_version=model_version, kind=kind,
+                       init_months=[*init_months, *outlook["init_month"]])
     if outlook.empty:
         return 0
     now = utcnow()
-    probabilities = outlook[list(PROBABILITY_COLUMNS)].to_numpy(dtype=np.float64)
-    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    probabilities = phase_probabilities(outlook)
     rows = [
         dict(model_version=model_version, kind=kind, init_month=_date(r.init_month), season=int(r.season),
              season_label=str(r.season_label), first_month=_date(r.first_month), last_month=_date(r.last_month),
